@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV := uv run --locked
+
+.PHONY: help setup run infra-up infra-down lint typecheck test test-unit test-integration test-disruptive
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## Install the toolchain (uv) and the workspace's packages
+	@scripts/bootstrap
+
+run: setup ## Start auth, api and push in the local profile with demo data (no servers needed)
+	$(UV) python scripts/run_local.py
+
+infra-up: ## Install and start PostgreSQL+PostGIS, Kafka, Zipkin, OpenBao on 127.0.0.1
+	scripts/infra up
+
+infra-down: ## Stop the local infrastructure
+	scripts/infra down
+
+lint: setup ## ruff check and ruff format --check
+	$(UV) ruff check .
+	$(UV) ruff format --check .
+
+typecheck: setup ## mypy --strict over every member
+	$(UV) mypy .
+
+test-unit: setup ## Unit tests only (no servers)
+	$(UV) pytest -m "not integration and not disruptive"
+
+test-integration: setup infra-up ## Integration tests against the real servers
+	$(UV) pytest -m "integration and not disruptive"
+
+test-disruptive: setup infra-up ## Tests that stop and restart shared servers; run alone
+	$(UV) pytest -m disruptive
+
+test: setup infra-up lint typecheck ## Everything CI runs: lint, types, unit + integration tests
+	$(UV) pytest -m "not disruptive"
+	$(UV) pytest -m disruptive

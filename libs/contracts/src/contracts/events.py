@@ -1,0 +1,147 @@
+"""The event envelope and the event types that api publishes and push (and others) consume.
+
+Every event is a frozen envelope with a literal ``type``; ``Event`` is the discriminated union that
+both producer and consumer import, so a field renamed on one side fails the other's tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+StoreId = Annotated[str, Field(min_length=1, max_length=40)]
+Krw = Annotated[int, Field(ge=0, description="An amount in integer Korean won")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"
+    ACCEPTED = "accepted"
+    READY = "ready"
+    PICKED_UP = "picked_up"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class StockChangeReason(StrEnum):
+    PUBLISHED = "published"
+    ORDERED = "ordered"
+    RESTOCKED = "restocked"
+    EDITED = "edited"
+    RETURNED = "returned"
+    REPRICED = "repriced"
+    SOLD_OUT = "sold_out"
+    CLOSED = "closed"
+
+
+class _Envelope(_Frozen):
+    """Fields every event carries; ``key`` is the store id, the Kafka partition key."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=_now)
+    key: StoreId
+    traceparent: str | None = Field(
+        default=None, description="W3C trace context of the request that caused the event"
+    )
+
+
+class OrderPlacedData(_Frozen):
+    order_id: uuid.UUID
+    deal_id: uuid.UUID
+    store_id: StoreId
+    store_name: str
+    deal_name: str
+    customer_id: str
+    quantity: Annotated[int, Field(gt=0)]
+    unit_price_krw: Krw
+    total_krw: Krw
+    pickup_end_at: AwareDatetime
+
+
+class OrderPlaced(_Envelope):
+    type: Literal["order.placed"] = "order.placed"
+    data: OrderPlacedData
+
+
+class OrderStatusChangedData(_Frozen):
+    order_id: uuid.UUID
+    deal_id: uuid.UUID
+    store_id: StoreId
+    store_name: str
+    deal_name: str
+    customer_id: str
+    from_status: OrderStatus
+    to_status: OrderStatus
+    reason: str | None = None
+    changed_by: str
+
+
+class OrderStatusChanged(_Envelope):
+    type: Literal["order.status_changed"] = "order.status_changed"
+    data: OrderStatusChangedData
+
+
+class DealPublishedData(_Frozen):
+    deal_id: uuid.UUID
+    store_id: StoreId
+    store_name: str
+    name: str
+    original_price_krw: Krw
+    price_krw: Krw
+    quantity: Annotated[int, Field(ge=0)]
+    pickup_start_at: AwareDatetime
+    pickup_end_at: AwareDatetime
+    lat: float
+    lon: float
+
+
+class DealPublished(_Envelope):
+    type: Literal["deal.published"] = "deal.published"
+    data: DealPublishedData
+
+
+class StockChangedData(_Frozen):
+    deal_id: uuid.UUID
+    store_id: StoreId
+    quantity_available: Annotated[int, Field(ge=0)]
+    price_krw: Krw
+    reason: StockChangeReason
+    live: bool = Field(description="Whether the deal can still be ordered")
+    lat: float
+    lon: float
+
+
+class StockChanged(_Envelope):
+    type: Literal["stock.changed"] = "stock.changed"
+    data: StockChangedData
+
+
+Event = Annotated[
+    OrderPlaced | OrderStatusChanged | DealPublished | StockChanged,
+    Field(discriminator="type"),
+]
+EventType = Literal["order.placed", "order.status_changed", "deal.published", "stock.changed"]
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Parse one event from its JSON wire form; raises pydantic.ValidationError when invalid."""
+    return _EVENT_ADAPTER.validate_json(raw)
+
+
+def serialize_event(event: Event) -> bytes:
+    """The JSON wire form of an event."""
+    return event.model_dump_json().encode()

@@ -1,0 +1,22 @@
+"""Kafka topic names and which event goes to which topic."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from contracts.events import DealPublished, Event, OrderPlaced, OrderStatusChanged, StockChanged
+
+TOPIC_ORDER: Final = "order"
+TOPIC_STOCK: Final = "stock"
+TOPICS: Final = (TOPIC_ORDER, TOPIC_STOCK)
+#: Both topics are created with this many partitions; the key (store id) picks one.
+PARTITIONS: Final = 2
+
+
+def topic_for(event: Event) -> str:
+    """The topic an event is published to."""
+    match event:
+        case OrderPlaced() | OrderStatusChanged():
+            return TOPIC_ORDER
+        case DealPublished() | StockChanged():
+            return TOPIC_STOCK

@@ -1,0 +1,164 @@
+"""The Apache Kafka adapters of the bus (aiokafka).
+
+Producer: idempotent (implies acks=all), so a retried send never duplicates or reorders within a
+partition. Consumer: manual commits of ``offset + 1`` only after the handler returned, flushed on
+rebalance, so work is at-least-once and never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from servicekit.bus import Handler, IncomingRecord, OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], partitions: int = 2, replication: int = 1
+) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(missing)
+        for topic, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"creating topic {topic!r} failed: error {code} {rest}")
+    finally:
+        await admin.close()
+
+
+class KafkaPublisher:
+    """Starts in the background and keeps trying: the service runs (and its outbox fills) while
+    the broker is away, and readiness says so."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=10_000,
+        )
+        self._started = asyncio.Event()
+        self._starter: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._starter = asyncio.create_task(self._start_until_connected())
+
+    async def _start_until_connected(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._producer.start()
+            except KafkaError as exc:
+                log.warning("kafka producer not connected yet, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                self._started.set()
+                return
+
+    async def stop(self) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+        if self._started.is_set():
+            await self._producer.stop()
+
+    async def send(self, record: OutgoingRecord) -> None:
+        await self._started.wait()
+        await self._producer.send_and_wait(
+            record.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+
+    async def ping(self) -> None:
+        if not self._started.is_set():
+            raise KafkaError("producer has not connected to the broker yet")
+        await self._producer.client.fetch_all_metadata()
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._subscription.commit_processed()
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        return None
+
+
+class KafkaSubscription:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: Sequence[str],
+        client_id: str,
+        max_records: int = 500,
+    ) -> None:
+        self.topics = list(topics)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+        )
+        self._processed: dict[TopicPartition, int] = {}
+        self._stopping = asyncio.Event()
+
+    async def commit_processed(self) -> None:
+        if self._processed:
+            offsets, self._processed = self._processed, {}
+            await self._consumer.commit(offsets)
+
+    async def run(self, handler: Handler) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    for msg in records:
+                        await handler(
+                            IncomingRecord(
+                                topic=msg.topic,
+                                partition=msg.partition,
+                                offset=msg.offset,
+                                key=msg.key,
+                                value=msg.value,
+                                headers=list(msg.headers),
+                            )
+                        )
+                        self._processed[tp] = msg.offset + 1
+                await self.commit_processed()
+        finally:
+            await self._consumer.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+
+async def ping_broker(bootstrap_servers: str) -> None:
+    """Raises unless the broker answers a metadata request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2_000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    finally:
+        await admin.close()

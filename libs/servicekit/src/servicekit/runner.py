@@ -1,0 +1,64 @@
+"""Serving FastAPI apps with uvicorn, with our JSON logs instead of uvicorn's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Generator, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+
+from servicekit.config import ServiceSettings
+from servicekit.logs import current_service
+
+
+class _SharedSignalServer(uvicorn.Server):
+    """A server that leaves signal handling to ``serve_together`` (one handler for all)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def uvicorn_server(
+    app: FastAPI, settings: ServiceSettings, *, shared: bool = False
+) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,  # keep the JSON handler configure_logging installed
+        access_log=False,
+        lifespan="on",
+    )
+    return _SharedSignalServer(config) if shared else uvicorn.Server(config)
+
+
+async def _serve_as(service: str, server: uvicorn.Server) -> None:
+    current_service.set(service)  # every task this server starts inherits it: its log lines
+    await server.serve()
+
+
+async def serve_together(named_servers: Sequence[tuple[str, uvicorn.Server]]) -> None:
+    """Runs several servers in one event loop until SIGINT/SIGTERM, then stops them all."""
+    loop = asyncio.get_running_loop()
+    servers = [server for _, server in named_servers]
+
+    def stop_all() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_all)
+    tasks = [asyncio.create_task(_serve_as(name, s)) for name, s in named_servers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop_all()  # one server failing to start (a port in use) stops the others
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""magam api service."""

@@ -1,0 +1,1 @@
+"""magam auth service."""

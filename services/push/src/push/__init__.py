@@ -1,0 +1,1 @@
+"""magam push service."""
