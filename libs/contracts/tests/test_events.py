@@ -3,6 +3,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from contracts import (
     TOPIC_ORDER,
     TOPIC_STOCK,
@@ -22,7 +24,6 @@ from contracts import (
     serialize_event,
     topic_for,
 )
-from pydantic import ValidationError
 
 STORE = "MA010120220805431535"
 NOW = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)

@@ -45,9 +45,7 @@ def test_layers_apply_in_order_defaults_application_service_profile(repo: Path) 
     assert local.http.port == 9100
 
 
-def test_profile_file_overrides_service_file(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_profile_file_overrides_service_file(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAGAM_PROFILE", "prod")
     monkeypatch.setenv("DEMO_DATABASE__PASSWORD", "a-real-one")
 

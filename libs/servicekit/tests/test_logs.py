@@ -25,7 +25,8 @@ def test_a_line_is_one_json_object_with_the_standard_fields() -> None:
     assert line["service"] == "api"
     assert line["message"] == "stock for 꽈배기 is 3"
     assert line["deal_id"] == "d-1"
-    assert line["trace_id"] == "" and line["span_id"] == ""
+    assert line["trace_id"] == ""
+    assert line["span_id"] == ""
     assert str(line["ts"]).endswith("+00:00")
 
 

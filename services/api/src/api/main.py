@@ -7,6 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+from api.db import Base
+from api.demo import seed_demo_stores
+from api.settings import ApiSettings
+from api.store.router import router as store_router
 from servicekit.bus import InProcessBus, Publisher
 from servicekit.db import build_engine, ping, prepare_schema, session_factory
 from servicekit.errors import install_error_handlers
@@ -14,11 +19,6 @@ from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher
 from servicekit.logs import configure_logging
 from servicekit.runner import uvicorn_server
-
-from api.db import Base
-from api.demo import seed_demo_stores
-from api.settings import ApiSettings
-from api.store.router import router as store_router
 
 log = logging.getLogger(__name__)
 

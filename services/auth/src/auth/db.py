@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from servicekit.db import new_metadata
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
+
+from servicekit.db import new_metadata
 
 
 class Base(DeclarativeBase):

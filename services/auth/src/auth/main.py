@@ -7,13 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from servicekit.bus import InProcessBus
-from servicekit.config import ConfigError
-from servicekit.db import build_engine, ping, prepare_schema, session_factory
-from servicekit.errors import install_error_handlers
-from servicekit.health import ReadinessCheck, health_router
-from servicekit.logs import configure_logging
-from servicekit.runner import uvicorn_server
 
 from auth.db import Base
 from auth.demo import seed_demo_users
@@ -21,6 +14,13 @@ from auth.settings import AuthSettings
 from auth.token.keys import SigningKey
 from auth.token.router import dev_router
 from auth.token.router import router as token_router
+from servicekit.bus import InProcessBus
+from servicekit.config import ConfigError
+from servicekit.db import build_engine, ping, prepare_schema, session_factory
+from servicekit.errors import install_error_handlers
+from servicekit.health import ReadinessCheck, health_router
+from servicekit.logs import configure_logging
+from servicekit.runner import uvicorn_server
 
 log = logging.getLogger(__name__)
 

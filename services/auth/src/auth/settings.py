@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from servicekit.config import DatabaseSettings, HttpSettings, ServiceSettings
 
 

@@ -8,8 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from contracts import PARTITIONS
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import PARTITIONS
+from push.db import Base
+from push.delivery.sender import LogSender
+from push.delivery.service import handle_record
+from push.settings import PushSettings
 from servicekit.bus import IncomingRecord, InProcessBus, Subscription
 from servicekit.db import build_engine, ping, prepare_schema, session_factory
 from servicekit.errors import install_error_handlers
@@ -17,12 +23,6 @@ from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaSubscription, ensure_topics, ping_broker
 from servicekit.logs import configure_logging
 from servicekit.runner import uvicorn_server
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from push.db import Base
-from push.delivery.sender import LogSender
-from push.delivery.service import handle_record
-from push.settings import PushSettings
 
 log = logging.getLogger(__name__)
 

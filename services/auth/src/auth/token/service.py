@@ -6,9 +6,9 @@ import time
 import uuid
 
 import jwt
-from contracts import AccessTokenClaims, Role
 
 from auth.token.keys import SigningKey
+from contracts import AccessTokenClaims, Role
 
 
 def issue_access_token(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from contracts import Event, parse_event
 from pydantic import ValidationError
-from servicekit.bus import IncomingRecord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import Event, parse_event
 from push.delivery.models import ProcessedEvent
+from servicekit.bus import IncomingRecord
 
 log = logging.getLogger(__name__)
 
