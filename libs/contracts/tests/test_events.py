@@ -6,12 +6,15 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import (
+    TOPIC_IDENTITY,
     TOPIC_ORDER,
     TOPIC_STOCK,
     AccessTokenClaims,
     DealPublished,
     DealPublishedData,
     Event,
+    ManagerApproved,
+    ManagerApprovedData,
     OrderPlaced,
     OrderPlacedData,
     OrderStatus,
@@ -92,6 +95,12 @@ def _one_of_each() -> list[Event]:
                 lon=126.978,
             ),
         ),
+        ManagerApproved(
+            key=STORE,
+            data=ManagerApprovedData(
+                claim_id=uuid.uuid4(), store_id=STORE, user_id="u-2", approved_by="u-admin"
+            ),
+        ),
     ]
 
 
@@ -154,6 +163,7 @@ def test_order_events_go_to_order_topic_and_deal_events_to_stock() -> None:
         TOPIC_ORDER,
         TOPIC_STOCK,
         TOPIC_STOCK,
+        TOPIC_IDENTITY,
     ]
 
 

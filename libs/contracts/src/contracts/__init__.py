@@ -6,6 +6,8 @@ from contracts.events import (
     DealPublishedData,
     Event,
     EventType,
+    ManagerApproved,
+    ManagerApprovedData,
     OrderPlaced,
     OrderPlacedData,
     OrderStatus,
@@ -17,11 +19,19 @@ from contracts.events import (
     parse_event,
     serialize_event,
 )
-from contracts.topics import PARTITIONS, TOPIC_ORDER, TOPIC_STOCK, TOPICS, topic_for
+from contracts.topics import (
+    PARTITIONS,
+    TOPIC_IDENTITY,
+    TOPIC_ORDER,
+    TOPIC_STOCK,
+    TOPICS,
+    topic_for,
+)
 
 __all__ = [
     "PARTITIONS",
     "TOPICS",
+    "TOPIC_IDENTITY",
     "TOPIC_ORDER",
     "TOPIC_STOCK",
     "AccessTokenClaims",
@@ -29,6 +39,8 @@ __all__ = [
     "DealPublishedData",
     "Event",
     "EventType",
+    "ManagerApproved",
+    "ManagerApprovedData",
     "OrderPlaced",
     "OrderPlacedData",
     "OrderStatus",

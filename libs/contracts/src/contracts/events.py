@@ -128,11 +128,31 @@ class StockChanged(_Envelope):
     data: StockChangedData
 
 
+class ManagerApprovedData(_Frozen):
+    """An admin approved a user's claim on a store: auth grants the manager role."""
+
+    claim_id: uuid.UUID
+    store_id: StoreId
+    user_id: str
+    approved_by: str
+
+
+class ManagerApproved(_Envelope):
+    type: Literal["store.manager_approved"] = "store.manager_approved"
+    data: ManagerApprovedData
+
+
 Event = Annotated[
-    OrderPlaced | OrderStatusChanged | DealPublished | StockChanged,
+    OrderPlaced | OrderStatusChanged | DealPublished | StockChanged | ManagerApproved,
     Field(discriminator="type"),
 ]
-EventType = Literal["order.placed", "order.status_changed", "deal.published", "stock.changed"]
+EventType = Literal[
+    "order.placed",
+    "order.status_changed",
+    "deal.published",
+    "stock.changed",
+    "store.manager_approved",
+]
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

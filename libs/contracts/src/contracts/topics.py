@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from contracts.events import DealPublished, Event, OrderPlaced, OrderStatusChanged, StockChanged
+from contracts.events import (
+    DealPublished,
+    Event,
+    ManagerApproved,
+    OrderPlaced,
+    OrderStatusChanged,
+    StockChanged,
+)
 
 TOPIC_ORDER: Final = "order"
 TOPIC_STOCK: Final = "stock"
-TOPICS: Final = (TOPIC_ORDER, TOPIC_STOCK)
+#: Role changes decided in api that auth must reflect in the next access token.
+TOPIC_IDENTITY: Final = "identity"
+TOPICS: Final = (TOPIC_ORDER, TOPIC_STOCK, TOPIC_IDENTITY)
 #: Both topics are created with this many partitions; the key (store id) picks one.
 PARTITIONS: Final = 2
 
@@ -20,3 +29,5 @@ def topic_for(event: Event) -> str:
             return TOPIC_ORDER
         case DealPublished() | StockChanged():
             return TOPIC_STOCK
+        case ManagerApproved():
+            return TOPIC_IDENTITY
