@@ -1,0 +1,134 @@
+import time
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from servicekit.errors import install_error_handlers
+from servicekit.security import CurrentManager, InvalidToken, Principal, TokenVerifier
+from servicekit.testing import TEST_AUDIENCE, TokenFactory
+
+
+class CountingJwks:
+    def __init__(self, *factories: TokenFactory) -> None:
+        self.factories = list(factories)
+        self.calls = 0
+
+    async def fetch(self) -> dict[str, Any]:
+        self.calls += 1
+        return {"keys": [k for f in self.factories for k in f.jwks()["keys"]]}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _code_of(verifier: TokenVerifier, token: str) -> str:
+    with pytest.raises(InvalidToken) as err:
+        await verifier.verify(token)
+    return err.value.code
+
+
+async def test_a_valid_token_gives_its_principal() -> None:
+    factory = TokenFactory()
+    principal = await factory.verifier().verify(factory.token("u-1", ["customer"], sid="fam-1"))
+    assert principal.user_id == "u-1"
+    assert principal.roles == {"customer"}
+    assert principal.session_id == "fam-1"
+
+
+async def test_each_kind_of_bad_token_has_its_own_code() -> None:
+    factory = TokenFactory()
+    verifier = factory.verifier()
+    now = int(time.time())
+    good: dict[str, Any] = {
+        "iss": factory.issuer,
+        "aud": TEST_AUDIENCE,
+        "sub": "u",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "roles": ["customer"],
+    }
+
+    def signed(payload: dict[str, Any], **headers: Any) -> str:
+        return jwt.encode(
+            payload,
+            factory.private_key,
+            algorithm="ES256",
+            headers={"kid": factory.kid, "typ": "at+jwt", **headers},
+        )
+
+    assert await _code_of(verifier, factory.token("u", ["customer"], ttl_s=-10)) == "token_expired"
+    assert await _code_of(verifier, signed({**good, "iss": "evil"})) == "token_invalid_issuer"
+    assert await _code_of(verifier, signed({**good, "aud": "other"})) == "token_invalid_audience"
+    assert await _code_of(verifier, signed(good, kid="nope")) == "token_unknown_key"
+    assert await _code_of(verifier, signed(good, typ="JWT")) == "token_bad_type"
+    unsigned = jwt.encode(good, "", algorithm="none", headers={"typ": "at+jwt"})
+    assert await _code_of(verifier, unsigned) == "token_bad_algorithm"
+    head, _, sig = signed(good).split(".")
+    tampered_payload = jwt.utils.base64url_encode(b'{"sub":"admin"}').decode()
+    assert await _code_of(verifier, f"{head}.{tampered_payload}.{sig}") == "token_bad_signature"
+    assert await _code_of(verifier, "not-a-jwt") == "token_malformed"
+
+
+async def test_an_unknown_kid_refetches_at_most_once_per_interval() -> None:
+    old, new = TokenFactory(kid="k1"), TokenFactory(kid="k2")
+    jwks, clock = CountingJwks(old), FakeClock()
+    verifier = TokenVerifier(
+        jwks,
+        issuer=old.issuer,
+        audience=TEST_AUDIENCE,
+        min_refetch_interval_s=30,
+        clock=clock,
+    )
+    await verifier.verify(old.token("u", ["customer"]))
+    for _ in range(20):
+        await _code_of(verifier, new.token("u", ["customer"]))
+    assert jwks.calls == 1  # forged or unknown kids do not hammer the key endpoint
+
+    jwks.factories.append(new)  # the key rotation auth publishes
+    clock.now += 31
+    assert (await verifier.verify(new.token("u", ["customer"]))).user_id == "u"
+    assert jwks.calls == 2
+
+
+async def test_a_revoked_session_is_rejected() -> None:
+    factory = TokenFactory()
+
+    async def revoked(claims: Any) -> bool:
+        return bool(claims.sid == "gone")
+
+    verifier = factory.verifier(is_revoked=revoked)
+    assert await _code_of(verifier, factory.token("u", ["customer"], sid="gone")) == "token_revoked"
+
+
+async def test_role_dependency_answers_401_without_token_and_403_without_role() -> None:
+    factory = TokenFactory()
+    app = FastAPI()
+    app.state.token_verifier = factory.verifier()
+    install_error_handlers(app)
+
+    @app.get("/manager/ping")
+    async def ping(principal: CurrentManager) -> dict[str, str]:
+        assert isinstance(principal, Principal)
+        return {"user": principal.user_id}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        missing = await client.get("/manager/ping")
+        customer = await client.get("/manager/ping", headers=factory.headers("u", ["customer"]))
+        manager = await client.get("/manager/ping", headers=factory.headers("m", ["manager"]))
+
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "token_missing"
+    assert "Bearer" in missing.headers["WWW-Authenticate"]
+    assert customer.status_code == 403
+    assert customer.json()["code"] == "role_required"
+    assert manager.json() == {"user": "m"}
