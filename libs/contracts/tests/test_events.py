@@ -13,6 +13,8 @@ from contracts import (
     DealPublished,
     DealPublishedData,
     Event,
+    FavoriteChanged,
+    FavoriteChangedData,
     ManagerApproved,
     ManagerApprovedData,
     OrderPlaced,
@@ -95,6 +97,10 @@ def _one_of_each() -> list[Event]:
                 lon=126.978,
             ),
         ),
+        FavoriteChanged(
+            key=STORE,
+            data=FavoriteChangedData(store_id=STORE, customer_id="u-1", favorite=True),
+        ),
         ManagerApproved(
             key=STORE,
             data=ManagerApprovedData(
@@ -161,6 +167,7 @@ def test_order_events_go_to_order_topic_and_deal_events_to_stock() -> None:
     assert [topic_for(e) for e in _one_of_each()] == [
         TOPIC_ORDER,
         TOPIC_ORDER,
+        TOPIC_STOCK,
         TOPIC_STOCK,
         TOPIC_STOCK,
         TOPIC_IDENTITY,

@@ -128,6 +128,19 @@ class StockChanged(_Envelope):
     data: StockChangedData
 
 
+class FavoriteChangedData(_Frozen):
+    """A customer added or removed a store from their favorites (push notifies favoriters)."""
+
+    store_id: StoreId
+    customer_id: str
+    favorite: bool
+
+
+class FavoriteChanged(_Envelope):
+    type: Literal["favorite.changed"] = "favorite.changed"
+    data: FavoriteChangedData
+
+
 class ManagerApprovedData(_Frozen):
     """An admin approved a user's claim on a store: auth grants the manager role."""
 
@@ -143,7 +156,12 @@ class ManagerApproved(_Envelope):
 
 
 Event = Annotated[
-    OrderPlaced | OrderStatusChanged | DealPublished | StockChanged | ManagerApproved,
+    OrderPlaced
+    | OrderStatusChanged
+    | DealPublished
+    | StockChanged
+    | FavoriteChanged
+    | ManagerApproved,
     Field(discriminator="type"),
 ]
 EventType = Literal[

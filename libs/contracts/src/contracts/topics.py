@@ -7,6 +7,7 @@ from typing import Final
 from contracts.events import (
     DealPublished,
     Event,
+    FavoriteChanged,
     ManagerApproved,
     OrderPlaced,
     OrderStatusChanged,
@@ -14,7 +15,7 @@ from contracts.events import (
 )
 
 TOPIC_ORDER: Final = "order"
-TOPIC_STOCK: Final = "stock"
+TOPIC_STOCK: Final = "stock"  # deals, stock and favorites: what a store offers, keyed by store
 #: Role changes decided in api that auth must reflect in the next access token.
 TOPIC_IDENTITY: Final = "identity"
 TOPICS: Final = (TOPIC_ORDER, TOPIC_STOCK, TOPIC_IDENTITY)
@@ -27,7 +28,7 @@ def topic_for(event: Event) -> str:
     match event:
         case OrderPlaced() | OrderStatusChanged():
             return TOPIC_ORDER
-        case DealPublished() | StockChanged():
+        case DealPublished() | StockChanged() | FavoriteChanged():
             return TOPIC_STOCK
         case ManagerApproved():
             return TOPIC_IDENTITY
