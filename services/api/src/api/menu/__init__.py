@@ -1,0 +1,1 @@
+"""Store menus: items imported from Kakao place data or a CSV; a deal can start from one."""
