@@ -22,6 +22,8 @@ from contracts import (
     OrderStatus,
     OrderStatusChanged,
     OrderStatusChangedData,
+    SessionRevoked,
+    SessionRevokedData,
     StockChanged,
     StockChangedData,
     StockChangeReason,
@@ -107,6 +109,12 @@ def _one_of_each() -> list[Event]:
                 claim_id=uuid.uuid4(), store_id=STORE, user_id="u-2", approved_by="u-admin"
             ),
         ),
+        SessionRevoked(
+            key="u-2",
+            data=SessionRevokedData(
+                user_id="u-2", session_id="fam-1", reason="refresh_token_reused", revoked_at=NOW
+            ),
+        ),
     ]
 
 
@@ -170,6 +178,7 @@ def test_order_events_go_to_order_topic_and_deal_events_to_stock() -> None:
         TOPIC_STOCK,
         TOPIC_STOCK,
         TOPIC_STOCK,
+        TOPIC_IDENTITY,
         TOPIC_IDENTITY,
     ]
 

@@ -155,13 +155,34 @@ class ManagerApproved(_Envelope):
     data: ManagerApprovedData
 
 
+class SessionRevokedData(_Frozen):
+    """auth revoked a refresh-token family (or every family of a user, ``session_id`` None).
+
+    Verifiers deny access tokens of that session (or of that user issued at or before
+    ``revoked_at``) until the longest access-token lifetime has passed.
+    """
+
+    user_id: str
+    session_id: str | None = None
+    reason: Literal["logout", "refresh_token_reused", "user_unlinked"]
+    revoked_at: AwareDatetime
+
+
+class SessionRevoked(_Envelope):
+    """Keyed by user id (the ``key`` field), so one user's revocations stay ordered."""
+
+    type: Literal["session.revoked"] = "session.revoked"
+    data: SessionRevokedData
+
+
 Event = Annotated[
     OrderPlaced
     | OrderStatusChanged
     | DealPublished
     | StockChanged
     | FavoriteChanged
-    | ManagerApproved,
+    | ManagerApproved
+    | SessionRevoked,
     Field(discriminator="type"),
 ]
 EventType = Literal[
@@ -170,6 +191,7 @@ EventType = Literal[
     "deal.published",
     "stock.changed",
     "store.manager_approved",
+    "session.revoked",
 ]
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -11,12 +11,14 @@ from contracts.events import (
     ManagerApproved,
     OrderPlaced,
     OrderStatusChanged,
+    SessionRevoked,
     StockChanged,
 )
 
 TOPIC_ORDER: Final = "order"
 TOPIC_STOCK: Final = "stock"  # deals, stock and favorites: what a store offers, keyed by store
-#: Role changes decided in api that auth must reflect in the next access token.
+#: Role changes decided in api that auth must reflect in the next access token, and sessions
+#: auth revoked that every verifier must deny.
 TOPIC_IDENTITY: Final = "identity"
 TOPICS: Final = (TOPIC_ORDER, TOPIC_STOCK, TOPIC_IDENTITY)
 #: Both topics are created with this many partitions; the key (store id) picks one.
@@ -30,5 +32,5 @@ def topic_for(event: Event) -> str:
             return TOPIC_ORDER
         case DealPublished() | StockChanged() | FavoriteChanged():
             return TOPIC_STOCK
-        case ManagerApproved():
+        case ManagerApproved() | SessionRevoked():
             return TOPIC_IDENTITY
