@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -71,10 +71,10 @@ def admin(tokens: TokenFactory) -> dict[str, str]:
     return tokens.headers("op-1", ["admin"])
 
 
-def wait_for_version(client: TestClient, tokens: TokenFactory, version: int) -> dict[str, object]:
+def wait_for_version(client: TestClient, tokens: TokenFactory, version: int) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while True:
-        body: dict[str, object] = client.get("/admin/config", headers=admin(tokens)).json()
+        body: dict[str, Any] = client.get("/admin/config", headers=admin(tokens)).json()
         if body["version"] == version or time.monotonic() > deadline:
             return body
         time.sleep(0.05)
