@@ -1,4 +1,5 @@
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -6,8 +7,16 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from contracts import SessionRevoked, SessionRevokedData
+from servicekit.bus import IncomingRecord, record_for
 from servicekit.errors import install_error_handlers
-from servicekit.security import CurrentManager, InvalidToken, Principal, TokenVerifier
+from servicekit.security import (
+    CurrentManager,
+    InvalidToken,
+    Principal,
+    RevocationList,
+    TokenVerifier,
+)
 from servicekit.testing import TEST_AUDIENCE, TokenFactory
 
 
@@ -132,3 +141,45 @@ async def test_role_dependency_answers_401_without_token_and_403_without_role() 
     assert customer.status_code == 403
     assert customer.json()["code"] == "role_required"
     assert manager.json() == {"user": "m"}
+
+
+async def test_a_revoked_session_or_user_is_denied_until_no_token_can_outlive_it() -> None:
+    factory = TokenFactory()
+    clock = FakeClock()
+    clock.now = time.time()
+    denied = RevocationList(max_token_lifetime_s=900, clock=clock)
+    verifier = factory.verifier(is_revoked=denied.is_revoked)
+    before = factory.token("u-1", ["customer"], sid="fam-1")
+    other_session = factory.token("u-2", ["customer"], sid="fam-2")
+
+    for event in (
+        SessionRevoked(
+            key="u-1",
+            data=SessionRevokedData(
+                user_id="u-1",
+                session_id="fam-1",
+                reason="logout",
+                revoked_at=datetime.fromtimestamp(clock.now, UTC),
+            ),
+        ),
+        SessionRevoked(
+            key="u-3",
+            data=SessionRevokedData(
+                user_id="u-3", reason="user_unlinked", revoked_at=datetime.now(UTC)
+            ),
+        ),
+    ):
+        record = record_for(event)
+        await denied.handle(
+            IncomingRecord(record.topic, 0, 0, record.key, record.value, record.headers)
+        )
+
+    assert await _code_of(verifier, before) == "token_revoked"
+    assert (await verifier.verify(other_session)).user_id == "u-2"
+    assert await _code_of(verifier, factory.token("u-3", ["customer"])) == "token_revoked"
+    assert len(denied) == 2
+
+    clock.now += 901  # every token the revocation could match has expired by now
+    claims = (await factory.verifier().verify(before)).claims
+    assert await denied.is_revoked(claims) is False
+    assert len(denied) == 0

@@ -19,7 +19,8 @@ import jwt
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
-from contracts import AccessTokenClaims, Role
+from contracts import AccessTokenClaims, Role, SessionRevoked, parse_event
+from servicekit.bus import IncomingRecord
 from servicekit.errors import Forbidden, Unauthorized
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256")
@@ -92,6 +93,70 @@ class StaticJwks:
 
 
 RevocationCheck = Callable[[AccessTokenClaims], Awaitable[bool]]
+
+
+#: The longest access-token lifetime auth issues (RFC 9068 tokens of at most 15 minutes): a
+#: revocation older than this can no longer match a live token.
+MAX_ACCESS_TOKEN_LIFETIME_S = 900
+
+
+class RevocationList:
+    """An in-memory deny-list fed by auth's ``session.revoked`` events (the identity topic).
+
+    Use ``is_revoked`` as the verifier's hook and ``handle`` as the identity subscription's
+    handler. Entries are dropped once no access token they could match can still be alive.
+    """
+
+    def __init__(
+        self,
+        max_token_lifetime_s: float = MAX_ACCESS_TOKEN_LIFETIME_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lifetime_s = max_token_lifetime_s
+        self._clock = clock
+        self._sessions: dict[str, float] = {}
+        self._users: dict[str, float] = {}
+
+    def revoke_session(self, session_id: str, at: float) -> None:
+        self._sessions[session_id] = max(at, self._sessions.get(session_id, at))
+
+    def revoke_user(self, user_id: str, at: float) -> None:
+        """Every token of the user issued at or before ``at``."""
+        self._users[user_id] = max(at, self._users.get(user_id, at))
+
+    def apply(self, event: SessionRevoked) -> None:
+        at = event.data.revoked_at.timestamp()
+        if event.data.session_id is None:
+            self.revoke_user(event.data.user_id, at)
+        else:
+            self.revoke_session(event.data.session_id, at)
+
+    async def handle(self, record: IncomingRecord) -> None:
+        """A bus handler: applies ``session.revoked`` events, ignores every other type."""
+        if record.header("event_type") not in (None, b"session.revoked"):
+            return
+        try:
+            event = parse_event(record.value)
+        except ValidationError:
+            return  # not ours to judge: the producer's tests own the wire format
+        if isinstance(event, SessionRevoked):
+            self.apply(event)
+
+    def _prune(self) -> None:
+        horizon = self._clock() - self._lifetime_s
+        for table in (self._sessions, self._users):
+            for key in [k for k, at in table.items() if at < horizon]:
+                del table[key]
+
+    async def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        self._prune()
+        if claims.sid is not None and claims.sid in self._sessions:
+            return True
+        revoked_at = self._users.get(claims.sub)
+        return revoked_at is not None and claims.iat <= revoked_at
+
+    def __len__(self) -> int:
+        return len(self._sessions) + len(self._users)
 
 
 class TokenVerifier:
@@ -254,6 +319,7 @@ __all__: Sequence[str] = (
     "HttpJwks",
     "InvalidToken",
     "Principal",
+    "RevocationList",
     "StaticJwks",
     "TokenVerifier",
     "require_role",
