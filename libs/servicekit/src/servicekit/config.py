@@ -131,9 +131,12 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: code > environment > secrets files > config-repo layers > defaults.
+        # First wins: code > Vault > environment > secrets files > config-repo layers > defaults.
+        from servicekit.secrets import VaultSource  # noqa: PLC0415 — secrets imports this module
+
         return (
             init_settings,
+            VaultSource(settings_cls, cls.service_name),
             env_settings,
             file_secret_settings,
             ConfigRepoSource(settings_cls, cls.service_name),
