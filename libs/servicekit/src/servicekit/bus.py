@@ -52,6 +52,10 @@ class Publisher(Protocol):
         """Returns once the record is durably accepted by the bus."""
         ...
 
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+        """Sends in order (per partition) and returns once every record is accepted."""
+        ...
+
     async def ping(self) -> None:
         """Raises when the bus cannot be reached."""
         ...
@@ -115,6 +119,10 @@ class InProcessPublisher:
 
     async def send(self, record: OutgoingRecord) -> None:
         await self._bus.append(record)
+
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+        for record in records:
+            await self._bus.append(record)
 
     async def ping(self) -> None:
         return None

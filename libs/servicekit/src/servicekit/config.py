@@ -103,7 +103,10 @@ class DatabaseSettings(BaseModel):
     user: str = "magam"
     password: SecretStr = SecretStr("")
     sqlite_dir: Path = Path(".local")
-    pool_size: int = Field(default=10, ge=1)
+    pool_size: int = Field(default=20, ge=1, description="And as many again in overflow")
+    pool_timeout_s: float = Field(
+        default=30, gt=0, description="How long a request waits for a connection before a 503"
+    )
 
 
 class KafkaSettings(BaseModel):

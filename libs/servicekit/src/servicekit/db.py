@@ -63,7 +63,7 @@ def build_engine(settings: ServiceSettings) -> AsyncEngine:
         max_overflow=settings.database.pool_size,
         # A connection broken by a database restart is replaced, not handed out.
         pool_pre_ping=True,
-        pool_timeout=5,
+        pool_timeout=settings.database.pool_timeout_s,
         connect_args={"connect_timeout": 3, "application_name": settings.service_name},
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -54,16 +55,10 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
-def problem(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    *,
-    instance: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
+def problem_body(
+    status: int, code: str, title: str, detail: str, *, instance: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The problem+json document (RFC 9457) with our stable ``code``."""
     body: dict[str, Any] = {
         "type": f"https://magam.kr/problems/{code.replace('_', '-')}",
         "title": title,
@@ -74,7 +69,27 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = problem_body(status, code, title, detail, instance=instance, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def app_error_body(exc: AppError, instance: str | None = None) -> dict[str, Any]:
+    return problem_body(
+        exc.status, exc.code, exc.title, exc.detail, instance=instance, field=exc.field, **exc.extra
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,6 +137,22 @@ def install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             instance=request.url.path,
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.InterfaceError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database unavailable", extra={"path": request.url.path, "error": repr(exc)[:300]}
+        )
+        return problem(
+            503,
+            "database_unavailable",
+            "Service unavailable",
+            "The database is busy or unreachable. Retry shortly (with the same Idempotency-Key).",
+            instance=request.url.path,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)

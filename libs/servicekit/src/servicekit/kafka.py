@@ -45,7 +45,10 @@ class KafkaPublisher:
     """Starts in the background and keeps trying: the service runs (and its outbox fills) while
     the broker is away, and readiness says so."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, client_id: str, *, connect_wait_s: float = 5.0
+    ) -> None:
+        self._connect_wait_s = connect_wait_s
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
@@ -78,11 +81,23 @@ class KafkaPublisher:
         if self._started.is_set():
             await self._producer.stop()
 
+    async def _connected(self) -> None:
+        try:
+            await asyncio.wait_for(self._started.wait(), timeout=self._connect_wait_s)
+        except TimeoutError:
+            raise KafkaError("the producer is not connected to the broker") from None
+
     async def send(self, record: OutgoingRecord) -> None:
-        await self._started.wait()
-        await self._producer.send_and_wait(
-            record.topic, record.value, key=record.key, headers=list(record.headers)
-        )
+        await self.send_batch([record])
+
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
+        await self._connected()
+        # Enqueue all, then wait for all acks: the idempotent producer keeps per-partition order.
+        acks = [
+            await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+            for r in records
+        ]
+        await asyncio.gather(*acks)
 
     async def ping(self) -> None:
         if not self._started.is_set():

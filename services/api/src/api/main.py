@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.claim.router import admin_router as claim_admin_router
+from api.claim.router import router as claim_router
+from api.clock import utcnow
 from api.db import Base
+from api.deal.router import public_router as deal_public_router
+from api.deal.router import router as deal_router
 from api.demo import seed_demo_stores
+from api.favorite.router import router as favorite_router
+from api.order.router import customer_router as order_customer_router
+from api.order.router import manager_router as order_manager_router
+from api.outbox import OutboxRelay
 from api.settings import ApiSettings
 from api.store.router import router as store_router
+from api.sweeper import Sweeper
 from servicekit.bus import InProcessBus, Publisher
 from servicekit.db import build_engine, ping, prepare_schema, session_factory
 from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher
 from servicekit.logs import configure_logging
+from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
+from servicekit.security import HttpJwks, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +45,51 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
-        app.state.sessions = session_factory(engine)
-        publisher: Publisher
+        app.state.sessions = sessions = session_factory(engine)
         await prepare_schema(engine, Base.metadata)
+        publisher: Publisher
         if settings.uses_embedded_infrastructure:
             publisher = (bus or InProcessBus()).publisher()
         else:
             publisher = KafkaPublisher(settings.kafka.bootstrap_servers, client_id="api")
         if settings.seed_demo_data:
-            async with app.state.sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 added = await seed_demo_stores(session)
             log.info("demo data seeded", extra={"stores_added": added})
         await publisher.start()
         app.state.publisher = publisher
+        jwks = HttpJwks(settings.auth.jwks_url)
+        if getattr(app.state, "token_verifier", None) is None:
+            app.state.token_verifier = TokenVerifier(
+                jwks, issuer=settings.auth.issuer, audience=settings.auth.audience
+            )
         app.state.readiness = [ReadinessCheck("database", lambda: ping(engine))]
         if not settings.uses_embedded_infrastructure:
             app.state.readiness.append(ReadinessCheck("kafka", publisher.ping))
+        relay = OutboxRelay(
+            sessions,
+            publisher,
+            batch_size=settings.outbox.batch_size,
+            idle_poll_s=settings.outbox.idle_poll_s,
+        )
+        app.state.relay = relay
+        sweeper = Sweeper(sessions, settings.orders.sweep_interval_s, utcnow)
+        tasks = []
+        if settings.outbox.relay_enabled:
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        tasks.append(asyncio.create_task(sweeper.run(), name="sweeper"))
         log.info("api started", extra={"profile": settings.profile, "port": settings.http.port})
         try:
             yield
         finally:
+            await relay.stop()
+            await sweeper.stop()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await publisher.stop()
+            await jwks.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -62,9 +100,21 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     )
     app.state.settings = settings
     app.state.readiness = []
+    app.state.token_verifier = None
     install_error_handlers(app)
     app.include_router(health_router("api", lambda: app.state.readiness))
-    app.include_router(store_router)
+    for router in (
+        store_router,
+        deal_public_router,
+        claim_router,
+        claim_admin_router,
+        deal_router,
+        order_manager_router,
+        order_customer_router,
+        favorite_router,
+    ):
+        app.include_router(router)
+    install_config_refresh(app, settings, bus)  # /admin/config + the config-bus listener
     return app
 
 

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.config import DatabaseSettings, HttpSettings, ServiceSettings
+
+
+class TokenVerifierSettings(BaseModel):
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    issuer: str = "https://auth.magam.kr"
+    audience: str = "magam"
+
+
+class OutboxSettings(BaseModel):
+    relay_enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    idle_poll_s: float = Field(default=0.05, gt=0, description="Pause when the outbox is empty")
+
+
+class OrderSettings(BaseModel):
+    max_quantity_per_order: int = Field(default=10, ge=1, description="A bot cannot buy it all")
+    idempotency_in_flight_timeout_s: float = Field(default=30, gt=0)
+    sweep_interval_s: float = Field(default=5, gt=0, description="Closing and expiry sweeps")
+    reservation: Literal["atomic_update", "select_for_update"] = Field(
+        default="atomic_update",
+        description="How stock is taken; select_for_update is the bench's baseline",
+    )
 
 
 class ApiSettings(ServiceSettings):
@@ -15,4 +38,7 @@ class ApiSettings(ServiceSettings):
 
     http: HttpSettings = HttpSettings(port=8000)
     database: DatabaseSettings = DatabaseSettings(name="api")
+    auth: TokenVerifierSettings = TokenVerifierSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    orders: OrderSettings = OrderSettings()
     seed_demo_data: bool = False

@@ -20,6 +20,7 @@ from servicekit.db import build_engine, ping, prepare_schema, session_factory
 from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.logs import configure_logging
+from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
     app.include_router(token_router)
     if settings.profile == "local":
         app.include_router(dev_router)
+    install_config_refresh(app, settings)  # /admin/config + the config-bus listener
     return app
 
 

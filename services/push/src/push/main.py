@@ -22,6 +22,7 @@ from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaSubscription, ensure_topics, ping_broker
 from servicekit.logs import configure_logging
+from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
     app.state.readiness = []
     install_error_handlers(app)
     app.include_router(health_router("push", lambda: app.state.readiness))
+    install_config_refresh(app, settings, bus)  # /admin/config + the config-bus listener
     return app
 
 

@@ -1,0 +1,343 @@
+"""Order use cases: reserve without overselling, then the pickup flow; every change recorded."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import outbox
+from api.claim.service import ensure_manages
+from api.deal import repository as deals
+from api.deal.models import Deal
+from api.deal.service import current_price, stock_changed
+from api.errors import (
+    DealNotFound,
+    DealNotLive,
+    InsufficientStock,
+    InvalidInput,
+    InvalidTransition,
+    OrderNotFound,
+    PriceChanged,
+    WrongPickupCode,
+)
+from api.order import repository
+from api.order.models import ACTIVE_STATUSES, Order, OrderChange
+from api.order.schemas import (
+    OrderChangeRead,
+    OrderCreate,
+    OrderDetail,
+    OrderPage,
+    OrderRead,
+    OrderReject,
+    PickupCheck,
+    RejectReason,
+)
+from api.store import repository as stores
+from api.store.models import Store
+from api.tracing import current_traceparent
+from contracts import (
+    OrderPlaced,
+    OrderPlacedData,
+    OrderStatus,
+    OrderStatusChanged,
+    OrderStatusChangedData,
+)
+from contracts import StockChangeReason as Reason
+from servicekit.security import Principal
+
+Reservation = Literal["atomic_update", "select_for_update"]
+SYSTEM_ACTOR = "system"
+
+
+def to_read(order: Order, *, for_customer: bool) -> OrderRead:
+    read = OrderRead.model_validate(order)
+    return read if for_customer else read.model_copy(update={"pickup_code": None})
+
+
+async def _detail(session: AsyncSession, order: Order, *, for_customer: bool) -> OrderDetail:
+    changes = [
+        OrderChangeRead.model_validate(c) for c in await repository.history(session, order.id)
+    ]
+    return OrderDetail(**to_read(order, for_customer=for_customer).model_dump(), history=changes)
+
+
+async def _store(session: AsyncSession, store_id: str) -> Store:
+    store = await stores.get(session, store_id)
+    assert store is not None, "orders and deals reference an existing store"
+    return store
+
+
+def _record_change(
+    session: AsyncSession,
+    order: Order,
+    from_status: OrderStatus | None,
+    actor_id: str,
+    reason: str | None = None,
+) -> None:
+    session.add(
+        OrderChange(
+            order_id=order.id,
+            from_status=from_status,
+            to_status=order.status,
+            actor_id=actor_id,
+            reason=reason,
+        )
+    )
+
+
+async def place_order(
+    session: AsyncSession,
+    actor: Principal,
+    data: OrderCreate,
+    now: datetime,
+    *,
+    max_quantity: int,
+    reservation: Reservation = "atomic_update",
+) -> OrderRead:
+    """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock."""
+    if data.quantity > max_quantity:
+        raise InvalidInput(f"at most {max_quantity} units per order", field="quantity")
+    deal = await deals.get(session, data.deal_id)
+    if deal is None:
+        raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
+    price = current_price(deal, now)
+    if data.expected_unit_price_krw is not None and data.expected_unit_price_krw != price:
+        raise PriceChanged(
+            f"the price is now {price} KRW", field="expected_unit_price_krw", price_krw=price
+        )
+    take = deals.take_stock if reservation == "atomic_update" else deals.take_stock_locking
+    left = await take(session, deal.id, data.quantity, now)
+    if left is None:
+        await session.refresh(deal)
+        if deal.closed_at is not None or now >= deal.pickup_end_at:
+            raise DealNotLive("the deal is closed", field="deal_id")
+        raise InsufficientStock(f"only {deal.stock} left", field="quantity", available=deal.stock)
+    deal.stock = left
+    order = Order(
+        deal_id=deal.id,
+        store_id=deal.store_id,
+        customer_id=actor.user_id,
+        quantity=data.quantity,
+        unit_price_krw=price,
+        total_krw=price * data.quantity,
+        status=OrderStatus.PLACED,
+        pickup_code=f"{secrets.randbelow(1_000_000):06d}",
+    )
+    session.add(order)
+    await session.flush()
+    _record_change(session, order, None, actor.user_id)
+    store = await _store(session, deal.store_id)
+    outbox.add(
+        session,
+        OrderPlaced(
+            key=deal.store_id,
+            traceparent=current_traceparent(),
+            data=OrderPlacedData(
+                order_id=order.id,
+                deal_id=deal.id,
+                store_id=deal.store_id,
+                store_name=store.name,
+                deal_name=deal.name,
+                customer_id=actor.user_id,
+                quantity=order.quantity,
+                unit_price_krw=price,
+                total_krw=order.total_krw,
+                pickup_end_at=deal.pickup_end_at,
+            ),
+        ),
+    )
+    reason = Reason.SOLD_OUT if left == 0 else Reason.ORDERED
+    outbox.add(session, stock_changed(deal, store, reason, now))
+    await session.refresh(order)
+    return to_read(order, for_customer=True)
+
+
+async def _transition(
+    session: AsyncSession,
+    order: Order,
+    allowed_from: Sequence[OrderStatus],
+    to: OrderStatus,
+    actor_id: str,
+    now: datetime,
+    reason: str | None = None,
+    note: str | None = None,
+) -> Deal:
+    """Moves the order, records the change, returns stock where due, and emits the events."""
+    before = order.status
+    if not await repository.move(session, order, allowed_from, to):
+        raise InvalidTransition(
+            f"an order that is {order.status} cannot become {to}",
+            field="status",
+            current=order.status,
+        )
+    order.reason, order.note = reason, note
+    deal = await deals.get(session, order.deal_id)
+    assert deal is not None
+    returned: Reason | None = None
+    if to == OrderStatus.REJECTED and reason == RejectReason.SOLD_OUT:
+        await deals.drop_units(session, deal.id, order.quantity)
+        returned = Reason.SOLD_OUT
+    elif to in (OrderStatus.CANCELLED, OrderStatus.REJECTED) or (
+        to == OrderStatus.EXPIRED and deal.return_stock_on_expiry
+    ):
+        await deals.return_stock(session, deal.id, order.quantity)
+        returned = Reason.RETURNED
+    await session.flush()
+    _record_change(session, order, before, actor_id, reason)
+    store = await _store(session, order.store_id)
+    outbox.add(
+        session,
+        OrderStatusChanged(
+            key=order.store_id,
+            traceparent=current_traceparent(),
+            data=OrderStatusChangedData(
+                order_id=order.id,
+                deal_id=order.deal_id,
+                store_id=order.store_id,
+                store_name=store.name,
+                deal_name=deal.name,
+                customer_id=order.customer_id,
+                from_status=before,
+                to_status=to,
+                reason=reason,
+                changed_by=actor_id,
+            ),
+        ),
+    )
+    if returned is not None:
+        await session.refresh(deal)
+        outbox.add(session, stock_changed(deal, store, returned, now))
+    return deal
+
+
+async def get_my_order(session: AsyncSession, actor: Principal, order_id: uuid.UUID) -> OrderDetail:
+    """A customer reads one of their own orders; anyone else's is simply not found."""
+    order = await repository.get_for_customer(session, actor.user_id, order_id)
+    if order is None:
+        raise OrderNotFound(f"you have no order {order_id}", field="order_id")
+    return await _detail(session, order, for_customer=True)
+
+
+async def list_my_orders(
+    session: AsyncSession, actor: Principal, cursor: uuid.UUID | None, limit: int
+) -> OrderPage:
+    orders = await repository.list_for_customer(session, actor.user_id, cursor, limit + 1)
+    items = [to_read(o, for_customer=True) for o in orders[:limit]]
+    return OrderPage(items=items, next_cursor=str(items[-1].id) if len(orders) > limit else None)
+
+
+async def cancel_my_order(
+    session: AsyncSession, actor: Principal, order_id: uuid.UUID, now: datetime
+) -> OrderDetail:
+    """A customer cancels before the store accepted; the units go back on sale."""
+    order = await repository.get_for_customer(session, actor.user_id, order_id)
+    if order is None:
+        raise OrderNotFound(f"you have no order {order_id}", field="order_id")
+    await _transition(
+        session, order, [OrderStatus.PLACED], OrderStatus.CANCELLED, actor.user_id, now
+    )
+    return await _detail(session, order, for_customer=True)
+
+
+async def _store_order(
+    session: AsyncSession, actor: Principal, store_id: str, order_id: uuid.UUID
+) -> Order:
+    await ensure_manages(session, actor, store_id)
+    order = await repository.get_in_store(session, store_id, order_id)
+    if order is None:
+        raise OrderNotFound(f"store {store_id!r} has no order {order_id}", field="order_id")
+    return order
+
+
+async def get_store_order(
+    session: AsyncSession, actor: Principal, store_id: str, order_id: uuid.UUID
+) -> OrderDetail:
+    order = await _store_order(session, actor, store_id, order_id)
+    return await _detail(session, order, for_customer=False)
+
+
+async def list_store_orders(
+    session: AsyncSession,
+    actor: Principal,
+    store_id: str,
+    status: OrderStatus | None,
+    cursor: uuid.UUID | None,
+    limit: int,
+) -> OrderPage:
+    await ensure_manages(session, actor, store_id)
+    orders = await repository.list_for_store(session, store_id, status, cursor, limit + 1)
+    items = [to_read(o, for_customer=False) for o in orders[:limit]]
+    return OrderPage(items=items, next_cursor=str(items[-1].id) if len(orders) > limit else None)
+
+
+async def accept_order(
+    session: AsyncSession, actor: Principal, store_id: str, order_id: uuid.UUID, now: datetime
+) -> OrderDetail:
+    order = await _store_order(session, actor, store_id, order_id)
+    await _transition(
+        session, order, [OrderStatus.PLACED], OrderStatus.ACCEPTED, actor.user_id, now
+    )
+    return await _detail(session, order, for_customer=False)
+
+
+async def mark_ready(
+    session: AsyncSession, actor: Principal, store_id: str, order_id: uuid.UUID, now: datetime
+) -> OrderDetail:
+    order = await _store_order(session, actor, store_id, order_id)
+    await _transition(session, order, [OrderStatus.ACCEPTED], OrderStatus.READY, actor.user_id, now)
+    return await _detail(session, order, for_customer=False)
+
+
+async def hand_over(
+    session: AsyncSession,
+    actor: Principal,
+    store_id: str,
+    order_id: uuid.UUID,
+    data: PickupCheck,
+    now: datetime,
+) -> OrderDetail:
+    """The customer shows the pickup code; the manager checks it and hands the food over."""
+    order = await _store_order(session, actor, store_id, order_id)
+    if not secrets.compare_digest(order.pickup_code, data.pickup_code):
+        raise WrongPickupCode("the pickup code does not match this order", field="pickup_code")
+    await _transition(
+        session,
+        order,
+        [OrderStatus.ACCEPTED, OrderStatus.READY],
+        OrderStatus.PICKED_UP,
+        actor.user_id,
+        now,
+    )
+    return await _detail(session, order, for_customer=False)
+
+
+async def reject_order(
+    session: AsyncSession,
+    actor: Principal,
+    store_id: str,
+    order_id: uuid.UUID,
+    data: OrderReject,
+    now: datetime,
+) -> OrderDetail:
+    order = await _store_order(session, actor, store_id, order_id)
+    await _transition(
+        session,
+        order,
+        [OrderStatus.PLACED, OrderStatus.ACCEPTED],
+        OrderStatus.REJECTED,
+        actor.user_id,
+        now,
+        reason=data.reason,
+        note=data.note,
+    )
+    return await _detail(session, order, for_customer=False)
+
+
+async def expire_order(session: AsyncSession, order: Order, now: datetime) -> None:
+    """Not picked up by the end of the pickup window (the sweeper calls this)."""
+    await _transition(session, order, list(ACTIVE_STATUSES), OrderStatus.EXPIRED, SYSTEM_ACTOR, now)
