@@ -5,43 +5,72 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import PARTITIONS
+from push.alerts import LogChannel, OperatorChannel, SlackWebhook
+from push.consumer import BatchConsumer
 from push.db import Base
-from push.delivery.sender import LogSender
-from push.delivery.service import handle_record
+from push.delivery.pipeline import Pipeline, RetryPolicy
+from push.delivery.sender import LogSender, Sender
+from push.delivery.service import Policy
+from push.device.router import router as device_router
+from push.device.service import prune_stale_devices
 from push.settings import PushSettings
-from servicekit.bus import IncomingRecord, InProcessBus, Subscription
+from push.subscription.router import router as subscription_router
+from servicekit.bus import IncomingRecord, InProcessBus, Publisher
 from servicekit.db import build_engine, ping, prepare_schema, session_factory
 from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
-from servicekit.kafka import KafkaSubscription, ensure_topics, ping_broker
+from servicekit.kafka import KafkaPublisher, ensure_topics, ping_broker
 from servicekit.logs import configure_logging
 from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
+from servicekit.security import HttpJwks, TokenVerifier
 
 log = logging.getLogger(__name__)
 
+BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[None]]
+
+
+class BatchSource(Protocol):
+    async def run(self, handler: BatchHandler) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class _OneByOne:
+    """The in-process bus (local profile) as a batch source: batches of one."""
+
+    def __init__(self, bus: InProcessBus, group_id: str, topics: Sequence[str]) -> None:
+        self._subscription = bus.subscription(group_id, topics)
+
+    async def run(self, handler: BatchHandler) -> None:
+        async def one(record: IncomingRecord) -> None:
+            await handler([record])
+
+        await self._subscription.run(one)
+
+    async def stop(self) -> None:
+        await self._subscription.stop()
+
 
 async def consume_forever(
-    subscription: Subscription, sessions: async_sessionmaker[AsyncSession]
+    make_source: Callable[[], BatchSource], handler: BatchHandler, current: list[BatchSource]
 ) -> None:
-    """Runs the subscription, restarting it after a failure (the uncommitted record comes again)."""
-
-    async def handle(record: IncomingRecord) -> None:
-        # One transaction per message: the claim and its effects commit before the offset does.
-        async with sessions() as session, session.begin():
-            await handle_record(session, record)
-
+    """Runs a fresh consumer after each failure (uncommitted records come again)."""
     delay = 0.5
     while True:
+        source = make_source()
+        current[:] = [source]
         try:
-            await subscription.run(handle)
+            await source.run(handler)
             return
         except asyncio.CancelledError:
             raise
@@ -49,6 +78,32 @@ async def consume_forever(
             log.exception("consumer failed; restarting", extra={"retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15.0)
+
+
+async def prune_forever(
+    sessions: async_sessionmaker[AsyncSession], stale_after: timedelta, every_s: float
+) -> None:
+    while True:
+        try:
+            async with sessions() as session, session.begin():
+                pruned = await prune_stale_devices(
+                    session, now=datetime.now(UTC), stale_after=stale_after
+                )
+            if pruned:
+                log.info("stale devices pruned", extra={"count": pruned})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pruning devices failed; will try again")
+        await asyncio.sleep(every_s)
+
+
+def build_sender(settings: PushSettings) -> Sender:
+    if settings.fcm.sender == "fcm":
+        from push.delivery.fcm import FcmSender  # noqa: PLC0415 — firebase-admin only when used
+
+        return FcmSender(settings.fcm)
+    return LogSender()
 
 
 def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = None) -> FastAPI:
@@ -59,45 +114,95 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
-        app.state.sessions = session_factory(engine)
+        sessions = session_factory(engine)
+        app.state.sessions = sessions
         await prepare_schema(engine, Base.metadata)
-        app.state.sender = LogSender()
-        checks = [ReadinessCheck("database", lambda: ping(engine))]
-        subscription: Subscription
-        if settings.uses_embedded_infrastructure:
-            subscription = (bus or InProcessBus()).subscription(
-                settings.consumer.group_id, settings.consumer.topics
+        if getattr(app.state, "token_verifier", None) is None:
+            app.state.token_verifier = TokenVerifier(
+                HttpJwks(settings.auth.jwks_url),
+                issuer=settings.auth.issuer,
+                audience=settings.auth.audience,
             )
+        sender = build_sender(settings)
+        operators: OperatorChannel = (
+            SlackWebhook(settings.slack.webhook_url.get_secret_value())
+            if settings.slack.webhook_url
+            else LogChannel()
+        )
+        checks = [ReadinessCheck("database", lambda: ping(engine))]
+        consumer_settings = settings.consumer
+        make_source: Callable[[], BatchSource]
+        dlq: Publisher
+        if settings.uses_embedded_infrastructure:
+            local_bus = bus or InProcessBus()
+            dlq = local_bus.publisher()
+
+            def make_source() -> BatchSource:
+                return _OneByOne(local_bus, consumer_settings.group_id, consumer_settings.topics)
         else:
             bootstrap = settings.kafka.bootstrap_servers
+            dlq_topics = [f"{t}{consumer_settings.dlq_suffix}" for t in consumer_settings.topics]
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    ensure_topics(bootstrap, settings.consumer.topics, PARTITIONS), 10
+                    ensure_topics(bootstrap, [*consumer_settings.topics, *dlq_topics], PARTITIONS),
+                    10,
                 )
-            subscription = KafkaSubscription(
-                bootstrap, settings.consumer.group_id, settings.consumer.topics, client_id="push"
-            )
+            dlq = KafkaPublisher(bootstrap, client_id="push-dlq")
+
+            def make_source() -> BatchSource:
+                return BatchConsumer(bootstrap, consumer_settings, client_id="push")
+
             checks.append(ReadinessCheck("kafka", lambda: ping_broker(bootstrap)))
+        await dlq.start()
         app.state.readiness = checks
-        consumer: asyncio.Task[None] | None = None
-        if settings.consumer.enabled:
-            consumer = asyncio.create_task(consume_forever(subscription, app.state.sessions))
+        pipeline = Pipeline(
+            sessions,
+            sender,
+            dlq,
+            operators,
+            Policy(ZoneInfo(settings.notify.timezone), settings.notify.default_daily_cap),
+            RetryPolicy(
+                settings.fcm.max_attempts, settings.fcm.backoff_base_s, settings.fcm.backoff_max_s
+            ),
+            consumer_settings.dlq_suffix,
+        )
+        app.state.pipeline = pipeline
+        current: list[BatchSource] = []
+        tasks = [
+            asyncio.create_task(
+                prune_forever(
+                    sessions,
+                    timedelta(days=settings.notify.device_stale_after_days),
+                    settings.notify.prune_interval_s,
+                )
+            )
+        ]
+        if consumer_settings.enabled:
+            tasks.append(
+                asyncio.create_task(consume_forever(make_source, pipeline.handle_batch, current))
+            )
         log.info("push started", extra={"profile": settings.profile, "port": settings.http.port})
         try:
             yield
         finally:
-            await subscription.stop()
-            if consumer is not None:
-                consumer.cancel()
+            for source in current:
+                await source.stop()
+            for task in reversed(tasks):
+                if task is tasks[0]:
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await consumer
+                    await asyncio.wait_for(task, 10) if task is not tasks[0] else await task
+            await dlq.stop()
+            await sender.aclose()
+            await operators.aclose()
             await engine.dispose()
 
     app = FastAPI(
         title="magam push",
         version="0.1.0",
         description=(
-            "Turns order and stock events into phone notifications; owns the device registry."
+            "Turns order and stock events into phone notifications; owns the device registry "
+            "and customers' geo-subscriptions."
         ),
         lifespan=lifespan,
     )
@@ -105,6 +210,8 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
     app.state.readiness = []
     install_error_handlers(app)
     app.include_router(health_router("push", lambda: app.state.readiness))
+    app.include_router(device_router)
+    app.include_router(subscription_router)
     install_config_refresh(app, settings, bus)  # /admin/config + the config-bus listener
     return app
 

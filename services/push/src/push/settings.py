@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.config import DatabaseSettings, HttpSettings, ServiceSettings
+from servicekit.config import ConfigError, DatabaseSettings, HttpSettings, ServiceSettings
 
 
 class ConsumerSettings(BaseModel):
     group_id: str = "push"
-    topics: list[str] = ["order", "stock"]
+    #: order and stock carry what people hear about; identity tells push who manages a store.
+    topics: list[str] = ["order", "stock", "identity"]
     enabled: bool = True
+    max_batch: int = Field(default=500, ge=1, le=5000, description="records per poll")
+    #: A dead replica's partitions move to the survivor after this long without heartbeats.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    dlq_suffix: str = ".dlq"
+
+
+class AuthSettings(BaseModel):
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    issuer: str = "https://auth.magam.kr"
+    audience: str = "magam"
+
+
+class FcmSettings(BaseModel):
+    """Where notifications go: ``log`` (local profile) or FCM through firebase-admin."""
+
+    sender: Literal["log", "fcm"] = "log"
+    project_id: str = "magam"
+    #: The service-account JSON (in a cluster, a Vault-provided file). Its ``token_uri`` is used.
+    credentials_file: Path | None = None
+    #: Override of FCM's send URL, ``{project}`` filled in; only for the local stand-in.
+    send_url: str | None = None
+    batch_size: int = Field(default=500, ge=1, le=500, description="messages per send_each_async")
+    max_attempts: int = Field(default=5, ge=1, description="tries per message before the DLQ")
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SlackSettings(BaseModel):
+    """The operator channel: a Slack incoming webhook; unset, reports go to the log only."""
+
+    webhook_url: SecretStr | None = None
+
+
+class NotifySettings(BaseModel):
+    timezone: str = "Asia/Seoul"
+    #: Deals and restocks per user per local day; order news is never capped.
+    default_daily_cap: int = Field(default=10, ge=0)
+    device_stale_after_days: int = Field(default=90, ge=1)
+    prune_interval_s: float = Field(default=3600.0, gt=0)
 
 
 class PushSettings(ServiceSettings):
@@ -23,3 +66,16 @@ class PushSettings(ServiceSettings):
     http: HttpSettings = HttpSettings(port=8002)
     database: DatabaseSettings = DatabaseSettings(name="push")
     consumer: ConsumerSettings = ConsumerSettings()
+    auth: AuthSettings = AuthSettings()
+    fcm: FcmSettings = FcmSettings()
+    slack: SlackSettings = SlackSettings()
+    notify: NotifySettings = NotifySettings()
+
+    @model_validator(mode="after")
+    def _fcm_needs_credentials(self) -> Self:
+        if self.fcm.sender == "fcm" and self.fcm.credentials_file is None:
+            raise ConfigError(
+                "fcm.sender is 'fcm' but fcm.credentials_file is not set: set "
+                "PUSH_FCM__CREDENTIALS_FILE to the service-account JSON (or PUSH_FCM__SENDER=log)"
+            )
+        return self

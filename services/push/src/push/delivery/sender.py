@@ -1,9 +1,15 @@
-"""Where notifications go: FCM in prod, the log in the local profile (same interface)."""
+"""Where notifications go: FCM in prod, the log in the local profile (same interface).
+
+A sender sends one batch and says, per message, what became of it; retrying and the DLQ are the
+dispatcher's business, so every sender is as simple as the protocol it speaks.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -18,14 +24,37 @@ class Notification:
     data: dict[str, str] = field(default_factory=dict)
 
 
+class Outcome(StrEnum):
+    SENT = "sent"
+    DEAD_TARGET = "dead_target"  # the device is gone: delete it
+    RETRY = "retry"  # transient: try again later
+    REJECTED = "rejected"  # FCM will never take this message as it is
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    message_id: str | None = None
+    reason: str | None = None
+    retry_after_s: float | None = None
+
+
 class Sender(Protocol):
-    async def send(self, notifications: list[Notification]) -> None: ...
+    max_batch: int
+
+    async def send(self, notifications: list[Notification]) -> list[SendResult]:
+        """One result per notification, in order; never raises for a per-message failure."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class LogSender:
     """The local profile's sender: writes each notification as a log line instead of calling FCM."""
 
-    async def send(self, notifications: list[Notification]) -> None:
+    max_batch = 500
+
+    async def send(self, notifications: list[Notification]) -> list[SendResult]:
         for n in notifications:
             log.info(
                 "notification (log sender)",
@@ -36,3 +65,9 @@ class LogSender:
                     "data": n.data,
                 },
             )
+        return [
+            SendResult(Outcome.SENT, message_id=f"log/{uuid.uuid4().hex}") for _ in notifications
+        ]
+
+    async def aclose(self) -> None:
+        return None

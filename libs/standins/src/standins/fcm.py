@@ -1,0 +1,401 @@
+"""A Firebase Cloud Messaging stand-in that speaks HTTP v1 (no FCM emulator exists).
+
+It answers like ``fcm.googleapis.com``: the OAuth token exchange of a service account
+(``POST /token``, the JWT-bearer grant), ``POST /v1/projects/{project}/messages:send`` with
+``token`` or ``fid`` targets, and FCM's real error bodies. Tests inject failures: dead targets
+(404 UNREGISTERED), sender mismatches (403), invalid tokens (400), and scripted faults for the next
+requests (429 with ``Retry-After``, 503, 500, slow answers). Every accepted message is kept in
+``received`` (and appended to a JSON-lines file when one is given), which is what tests count.
+
+Run it alone with ``python -m standins.fcm --port 9099``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+MAX_PAYLOAD_BYTES = 4096
+INVALID_TOKEN_MESSAGE = "The registration token is not a valid FCM registration token"  # noqa: S105
+TARGET_FIELDS = ("token", "topic", "condition", "fid")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the stand-in does to one upcoming send request instead of accepting it."""
+
+    kind: str  # "quota" (429), "unavailable" (503), "internal" (500) or "slow"
+    retry_after_s: int | None = None
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message FCM accepted."""
+
+    name: str
+    target_kind: str
+    target: str
+    message: dict[str, Any]
+    at: float
+
+    @property
+    def data(self) -> dict[str, str]:
+        data: dict[str, str] = self.message.get("data") or {}
+        return data
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One send request and how it was answered (tests read timings from these)."""
+
+    target: str | None
+    status: int
+    at: float
+
+
+def fcm_error(
+    status: int,
+    rpc_status: str,
+    message: str,
+    error_code: str,
+    *,
+    field_violation: str | None = None,
+) -> dict[str, Any]:
+    """An FCM v1 error body, as Google sends it."""
+    details: list[dict[str, Any]] = [{"@type": FCM_ERROR_TYPE, "errorCode": error_code}]
+    if field_violation:
+        details.append(
+            {
+                "@type": BAD_REQUEST_TYPE,
+                "fieldViolations": [{"field": field_violation, "description": message}],
+            }
+        )
+    return {"error": {"code": status, "message": message, "status": rpc_status, "details": details}}
+
+
+_FAULT_ANSWERS = {
+    "quota": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Send requests' of service fcm.googleapis.com.",
+        "QUOTA_EXCEEDED",
+    ),
+    "unavailable": (503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE"),
+    "internal": (500, "INTERNAL", "Internal error encountered.", "INTERNAL"),
+}
+
+
+@dataclass
+class FakeFcm:
+    """The stand-in's state and its ASGI app (``app``); thread-safe for tests that poke it."""
+
+    project_id: str = "magam-test"
+    log_path: Path | None = None
+    unregistered: set[str] = field(default_factory=set)
+    sender_mismatch: set[str] = field(default_factory=set)
+    invalid: set[str] = field(default_factory=set)
+    received: list[Received] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    token_requests: int = 0
+    _faults: deque[Fault] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _issued: set[str] = field(default_factory=set)
+
+    # -- test controls ------------------------------------------------------------------------
+
+    def fail_next(self, count: int, kind: str, *, retry_after_s: int | None = None) -> None:
+        """The next ``count`` send requests fail (or are slow) the way ``kind`` says."""
+        if kind not in (*_FAULT_ANSWERS, "slow"):
+            raise ValueError(f"unknown fault {kind!r}; use quota, unavailable, internal or slow")
+        with self._lock:
+            self._faults.extend(Fault(kind, retry_after_s) for _ in range(count))
+
+    def slow_next(self, count: int, delay_s: float) -> None:
+        with self._lock:
+            self._faults.extend(Fault("slow", delay_s=delay_s) for _ in range(count))
+
+    def accepted(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+    def attempts_for(self, target: str) -> list[Attempt]:
+        with self._lock:
+            return [a for a in self.attempts if a.target == target]
+
+    def service_account(self, base_url: str) -> dict[str, Any]:
+        """A service-account JSON whose ``token_uri`` is this stand-in.
+
+        ``universe_domain`` is not ``googleapis.com``, so google-auth signs its own JWT instead of
+        looking up iamcredentials.googleapis.com (see the platform notes): nothing leaves
+        127.0.0.1.
+        """
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return {
+            "type": "service_account",
+            "project_id": self.project_id,
+            "private_key_id": uuid.uuid4().hex,
+            "private_key": pem,
+            "client_email": f"push@{self.project_id}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{base_url}/token",
+            "universe_domain": "magam.test",
+        }
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    @property
+    def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """The ASGI app (a plain function, so servers detect ASGI 3)."""
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            await self._asgi(scope, receive, send)
+
+        return asgi
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, payload, headers = await self._route(scope, body)
+        raw = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json; charset=UTF-8"),
+                    (b"content-length", str(len(raw)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": raw})
+
+    async def _route(
+        self, scope: Scope, body: bytes
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "POST" and path == "/token":
+            return self._token(body)
+        prefix = f"/v1/projects/{self.project_id}/messages:send"
+        if method == "POST" and path == prefix:
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+            return await self._send(auth, body)
+        if method == "POST" and path.startswith("/v1/projects/") and path.endswith(":send"):
+            return (
+                403,
+                fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH"),
+                [],
+            )
+        return 404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}}, []
+
+    def _token(self, body: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if form.get("grant_type") != JWT_BEARER_GRANT or form.get("assertion", "").count(".") != 2:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}, []
+        token = f"ya29.fake-{uuid.uuid4().hex}"
+        with self._lock:
+            self.token_requests += 1
+            self._issued.add(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}, []
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        with self._lock:
+            if token in self._issued:
+                return True
+        # A self-signed service-account JWT (google-auth's path outside googleapis.com).
+        parts = token.split(".")
+        if len(parts) != 3:
+            return False
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            return False
+        return isinstance(claims, dict) and "iss" in claims
+
+    async def _send(
+        self, auth: str, body: bytes
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        if not self._authorized(auth):
+            return (
+                401,
+                {
+                    "error": {
+                        "code": 401,
+                        "message": "Request had invalid authentication credentials.",
+                        "status": "UNAUTHENTICATED",
+                    }
+                },
+                [],
+            )
+        try:
+            request = json.loads(body)
+            message = request["message"]
+            if not isinstance(message, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return (
+                400,
+                fcm_error(
+                    400, "INVALID_ARGUMENT", "Invalid JSON payload received.", "INVALID_ARGUMENT"
+                ),
+                [],
+            )
+        targets = [f for f in TARGET_FIELDS if message.get(f)]
+        target = str(message[targets[0]]) if len(targets) == 1 else None
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
+            fault = None
+        status, answer, headers = self._judge(message, targets, target, fault, len(body))
+        now = time.time()
+        with self._lock:
+            self.attempts.append(Attempt(target, status, now))
+        if status == 200 and not request.get("validate_only"):
+            kind = targets[0]
+            received = Received(answer["name"], kind, target or "", message, now)
+            with self._lock:
+                self.received.append(received)
+                if self.log_path is not None:
+                    with self.log_path.open("a", encoding="utf-8") as log:
+                        log.write(
+                            json.dumps(
+                                {
+                                    "name": received.name,
+                                    "target": target,
+                                    "kind": kind,
+                                    "data": received.data,
+                                }
+                            )
+                            + "\n"
+                        )
+        return status, answer, headers
+
+    def _judge(  # noqa: PLR0911 — one answer per FCM error, in FCM's order
+        self,
+        message: dict[str, Any],
+        targets: list[str],
+        target: str | None,
+        fault: Fault | None,
+        size: int,
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        if len(targets) != 1 or target is None:
+            return (
+                400,
+                fcm_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Exactly one of token, topic, condition or fid must be specified.",
+                    "INVALID_ARGUMENT",
+                ),
+                [],
+            )
+        if fault is not None:
+            status, rpc, text, code = _FAULT_ANSWERS[fault.kind]
+            headers = (
+                [(b"retry-after", str(fault.retry_after_s).encode())]
+                if fault.retry_after_s is not None
+                else []
+            )
+            return status, fcm_error(status, rpc, text, code), headers
+        if size > MAX_PAYLOAD_BYTES + 512:
+            return (
+                400,
+                fcm_error(400, "INVALID_ARGUMENT", "Message is too big", "INVALID_ARGUMENT"),
+                [],
+            )
+        with self._lock:
+            dead = target in self.unregistered
+            mismatch = target in self.sender_mismatch
+            invalid = target in self.invalid
+        if invalid:
+            return (
+                400,
+                fcm_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    INVALID_TOKEN_MESSAGE,
+                    "INVALID_ARGUMENT",
+                    field_violation=f"message.{targets[0]}",
+                ),
+                [],
+            )
+        if dead:
+            return (
+                404,
+                fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED"),
+                [],
+            )
+        if mismatch:
+            return (
+                403,
+                fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH"),
+                [],
+            )
+        name = f"projects/{self.project_id}/messages/{uuid.uuid4().hex}"
+        return 200, {"name": name}, []
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn  # noqa: PLC0415 — only the CLI needs it at import time
+
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.fcm",
+        description="Serve the FCM HTTP v1 stand-in on 127.0.0.1 (messages:send and /token).",
+    )
+    parser.add_argument("--port", type=int, default=9099, help="port to listen on (9099)")
+    parser.add_argument("--project", default="magam-local", help="the Firebase project id")
+    parser.add_argument("--log", type=Path, help="append every accepted message to this JSONL file")
+    parser.add_argument(
+        "--service-account",
+        type=Path,
+        help="write a matching service-account JSON here (give it to push as FCM credentials)",
+    )
+    args = parser.parse_args(argv)
+    fake = FakeFcm(project_id=args.project, log_path=args.log)
+    base = f"http://127.0.0.1:{args.port}"
+    if args.service_account:
+        args.service_account.write_text(json.dumps(fake.service_account(base)), encoding="utf-8")
+    print(f"FCM stand-in on {base}/v1/projects/{args.project}/messages:send")
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

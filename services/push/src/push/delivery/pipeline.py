@@ -1,0 +1,225 @@
+"""One batch of records from the bus, end to end: parse, claim and plan (one transaction), send
+what is pending (recording each answer), dead-letter what cannot be delivered. The caller commits
+the offsets after ``handle_batch`` returns, so everything here is durable first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import Event, parse_event
+from push.alerts import OperatorChannel
+from push.delivery.models import Delivery, DeliveryStatus
+from push.delivery.sender import Notification, Outcome, Sender, SendResult
+from push.delivery.service import Policy, claim_event, plan_deliveries
+from push.device.models import Device
+from servicekit.bus import IncomingRecord, OutgoingRecord, Publisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def wait_s(self, attempt: int, retry_after_s: float | None) -> float:
+        """Exponential backoff, but never sooner than the server's Retry-After."""
+        backoff = min(self.backoff_base_s * float(2 ** (attempt - 1)), self.backoff_max_s)
+        return max(backoff, retry_after_s or 0.0)
+
+
+def dlq_record(record: IncomingRecord, reason: str, suffix: str) -> OutgoingRecord:
+    """The original record on ``<topic><suffix>``, its origin and the reason in headers."""
+    headers = [
+        *record.headers,
+        ("dlq_original_topic", record.topic.encode()),
+        ("dlq_original_partition", str(record.partition).encode()),
+        ("dlq_original_offset", str(record.offset).encode()),
+        ("dlq_reason", reason[:1000].encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+    return OutgoingRecord(
+        topic=f"{record.topic}{suffix}", key=record.key or b"", value=record.value, headers=headers
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: Sender,
+        dlq: Publisher,
+        operators: OperatorChannel,
+        policy: Policy,
+        retry: RetryPolicy,
+        dlq_suffix: str = ".dlq",
+    ) -> None:
+        self._sessions = sessions
+        self._sender = sender
+        self._dlq = dlq
+        self._operators = operators
+        self._policy = policy
+        self._retry = retry
+        self._dlq_suffix = dlq_suffix
+        self.sent = 0
+
+    async def handle_batch(self, records: Sequence[IncomingRecord]) -> None:
+        """Handles records of one partition, in order; returns once all of it is durable."""
+        events: list[tuple[IncomingRecord, Event]] = []
+        dead_letters: list[tuple[IncomingRecord, str]] = []
+        for record in records:
+            try:
+                events.append((record, parse_event(record.value)))
+            except ValidationError as exc:
+                dead_letters.append((record, f"unparseable event: {str(exc)[:400]}"))
+        if events:
+            now = datetime.now(UTC)
+            async with self._sessions() as session, session.begin():
+                for record, event in events:
+                    if await claim_event(session, event, record):
+                        await plan_deliveries(session, event, self._policy, now)
+            failed = await self._send_pending([e.event_id for _, e in events])
+            dead_letters += [(r, failed[e.event_id]) for r, e in events if e.event_id in failed]
+        if dead_letters:
+            await self._dead_letter(dead_letters)
+
+    async def _pending(self, event_ids: list[uuid.UUID]) -> list[Delivery]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Delivery)
+                .where(
+                    Delivery.event_id.in_(list(dict.fromkeys(event_ids))),
+                    Delivery.status == DeliveryStatus.PENDING,
+                )
+                .order_by(Delivery.id)
+            )
+            return list(rows)
+
+    async def _send_pending(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Sends every pending delivery of these events; the events that still fail, and why."""
+        todo = await self._pending(event_ids)
+        failed: dict[uuid.UUID, str] = {}
+        attempt = 0
+        while todo:
+            attempt += 1
+            results = await self._sender.send(
+                [Notification(d.target_kind, d.target, d.title, d.body, d.data) for d in todo]
+            )
+            retry = [
+                (d, r) for d, r in zip(todo, results, strict=True) if r.outcome == Outcome.RETRY
+            ]
+            final = [
+                (d, r) for d, r in zip(todo, results, strict=True) if r.outcome != Outcome.RETRY
+            ]
+            exhausted = attempt >= self._retry.max_attempts
+            for d, r in final:
+                if r.outcome == Outcome.REJECTED:
+                    failed.setdefault(d.event_id, f"FCM rejected the message: {r.reason}")
+            if exhausted:
+                for d, r in retry:
+                    failed.setdefault(
+                        d.event_id, f"FCM still failing after {attempt} attempts: {r.reason}"
+                    )
+            await self._record(final, retry if exhausted else [])
+            if exhausted or not retry:
+                break
+            wait = self._retry.wait_s(attempt, max((r.retry_after_s or 0.0) for _, r in retry))
+            log.warning(
+                "fcm asked us to retry",
+                extra={
+                    "count": len(retry),
+                    "attempt": attempt,
+                    "wait_s": wait,
+                    "reason": retry[0][1].reason,
+                },
+            )
+            await asyncio.sleep(wait)
+            todo = [d for d, _ in retry]
+        return failed
+
+    async def _record(
+        self, final: list[tuple[Delivery, SendResult]], given_up: list[tuple[Delivery, SendResult]]
+    ) -> None:
+        now = datetime.now(UTC)
+        updates: list[dict[str, object]] = []
+        dead: set[tuple[str, str]] = set()
+        for d, r in final:
+            if r.outcome == Outcome.SENT:
+                updates.append(
+                    {
+                        "id": d.id,
+                        "status": DeliveryStatus.SENT,
+                        "fcm_name": r.message_id,
+                        "sent_at": now,
+                        "attempts": d.attempts + 1,
+                    }
+                )
+            elif r.outcome == Outcome.DEAD_TARGET:
+                dead.add((d.target_kind, d.target))
+                updates.append(
+                    {
+                        "id": d.id,
+                        "status": DeliveryStatus.DROPPED,
+                        "error": r.reason,
+                        "attempts": d.attempts + 1,
+                    }
+                )
+            else:
+                updates.append(
+                    {
+                        "id": d.id,
+                        "status": DeliveryStatus.FAILED,
+                        "error": r.reason,
+                        "attempts": d.attempts + 1,
+                    }
+                )
+        updates += [
+            {
+                "id": d.id,
+                "status": DeliveryStatus.DEAD_LETTERED,
+                "error": r.reason,
+                "attempts": d.attempts + 1,
+            }
+            for d, r in given_up
+        ]
+        async with self._sessions() as session, session.begin():
+            if updates:
+                await session.execute(update(Delivery), updates)
+            for kind, target in dead:
+                await session.execute(
+                    delete(Device).where(Device.target_kind == kind, Device.target == target)
+                )
+                log.info("device removed: FCM says it is gone", extra={"target_kind": kind})
+        self.sent += sum(1 for _, r in final if r.outcome == Outcome.SENT)
+
+    async def _dead_letter(self, dead_letters: list[tuple[IncomingRecord, str]]) -> None:
+        await self._dlq.send_batch(
+            [dlq_record(record, reason, self._dlq_suffix) for record, reason in dead_letters]
+        )
+        for record, reason in dead_letters:
+            log.error(
+                "event dead-lettered",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": reason[:300],
+                },
+            )
+        first_record, first_reason = dead_letters[0]
+        more = f" (+{len(dead_letters) - 1} more)" if len(dead_letters) > 1 else ""
+        await self._operators.report(
+            f":rotating_light: push dead-lettered {len(dead_letters)} event(s){more}: "
+            f"{first_record.topic}[{first_record.partition}]@{first_record.offset} → "
+            f"{first_record.topic}{self._dlq_suffix}: {first_reason[:300]}"
+        )
