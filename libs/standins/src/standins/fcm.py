@@ -20,7 +20,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,42 @@ class FakeFcm:
             )
         name = f"projects/{self.project_id}/messages/{uuid.uuid4().hex}"
         return 200, {"name": name}, []
+
+
+@dataclass(frozen=True)
+class RunningFcm:
+    """A stand-in serving on 127.0.0.1 and the service-account file that points at it."""
+
+    fake: FakeFcm
+    base_url: str
+    credentials_file: Path
+
+    @property
+    def send_url(self) -> str:
+        """FCM's send URL on the stand-in, ``{project}`` left for the client to fill."""
+        return f"{self.base_url}/v1/projects/{{project}}/messages:send"
+
+    def env(self, prefix: str = "PUSH") -> dict[str, str]:
+        """Environment that points a service's FCM settings at this stand-in."""
+        return {
+            f"{prefix}_FCM__SENDER": "fcm",
+            f"{prefix}_FCM__PROJECT_ID": self.fake.project_id,
+            f"{prefix}_FCM__CREDENTIALS_FILE": str(self.credentials_file),
+            f"{prefix}_FCM__SEND_URL": self.send_url,
+        }
+
+
+@contextmanager
+def running_fcm(directory: Path, project_id: str = "magam-test") -> Iterator[RunningFcm]:
+    """Serves a fresh stand-in in a background thread; writes its service account to
+    ``directory``."""
+    from standins.server import serve_in_thread  # noqa: PLC0415 — uvicorn only when serving
+
+    fake = FakeFcm(project_id=project_id)
+    with serve_in_thread(fake.app) as base:
+        credentials = directory / "fcm-service-account.json"
+        credentials.write_text(json.dumps(fake.service_account(base)), encoding="utf-8")
+        yield RunningFcm(fake, base, credentials)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,22 @@ class FakeSlack:
         with self._lock:
             self.messages.append(payload)
         return 200, "ok"
+
+
+@dataclass(frozen=True)
+class RunningSlack:
+    fake: FakeSlack
+    webhook_url: str
+
+
+@contextmanager
+def running_slack() -> Iterator[RunningSlack]:
+    """Serves a fresh webhook stand-in in a background thread."""
+    from standins.server import serve_in_thread  # noqa: PLC0415 — uvicorn only when serving
+
+    fake = FakeSlack()
+    with serve_in_thread(fake.app) as base:
+        yield RunningSlack(fake, base + WEBHOOK_PATH)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ https://firebase.google.com/docs/cloud-messaging/send/v1-api#handle-errors
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 import warnings
@@ -15,6 +16,8 @@ from typing import Any
 
 import firebase_admin  # type: ignore[import-untyped]
 from firebase_admin import (
+    _http_client,
+    _retry,
     credentials,
     exceptions,
     messaging,
@@ -115,6 +118,14 @@ class FcmSender:
             {"projectId": settings.project_id, "httpTimeout": settings.http_timeout_s},
             name=f"push-{uuid.uuid4().hex[:8]}",
         )
+        # firebase-admin retries 500/503 itself (4 times, ignoring Retry-After); one retry
+        # policy is enough, and ours records attempts and ends in the DLQ.
+        service = messaging._get_messaging_service(self._app)
+        service._async_client = _http_client.HttpxAsyncClient(
+            credential=service._credential,
+            timeout=settings.http_timeout_s,
+            retry_config=_retry.HttpxRetry(max_retries=0),
+        )
 
     async def send(self, notifications: list[Notification]) -> list[SendResult]:
         results: list[SendResult] = []
@@ -131,4 +142,5 @@ class FcmSender:
     async def aclose(self) -> None:
         service = messaging._get_messaging_service(self._app)
         await service._async_client.aclose()
-        firebase_admin.delete_app(self._app)
+        # delete_app closes the (now closed) client with asyncio.run: not on this loop.
+        await asyncio.to_thread(firebase_admin.delete_app, self._app)
