@@ -60,6 +60,7 @@ def to_read(order: Order, *, for_customer: bool) -> OrderRead:
 
 
 async def _detail(session: AsyncSession, order: Order, *, for_customer: bool) -> OrderDetail:
+    await session.refresh(order)
     changes = [
         OrderChangeRead.model_validate(c) for c in await repository.history(session, order.id)
     ]

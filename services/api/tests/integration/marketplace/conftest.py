@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from api.claim.models import StoreManager
 from api.geo import LonLat
@@ -17,7 +18,6 @@ from api.main import create_app
 from api.settings import ApiSettings
 from api.store.models import Store
 from conftest import Infra
-from fastapi import FastAPI
 from servicekit.testing import TokenFactory
 
 
