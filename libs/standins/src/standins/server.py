@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -20,10 +20,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serves ``app`` on 127.0.0.1 until the block ends; yields its base URL."""
+def serve_in_thread(
+    app: Any, port: int | None = None, *, lifespan: Literal["on", "off"] = "off"
+) -> Iterator[str]:
+    """Serves ``app`` on 127.0.0.1 until the block ends; yields its base URL.
+
+    ``lifespan="on"`` runs the app's startup and shutdown in the server's thread (a whole service).
+    """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+    )
     server = uvicorn.Server(config)  # outside the main thread it installs no signal handlers
     thread = threading.Thread(target=server.run, name=f"standin-{port}", daemon=True)
     thread.start()

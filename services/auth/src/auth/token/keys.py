@@ -37,6 +37,51 @@ class SigningKey:
         return public_jwk(self.private_key.public_key(), self.kid)
 
 
+@dataclass(frozen=True)
+class VerificationKey:
+    """A public key we publish but no longer (or not yet) sign with."""
+
+    kid: str
+    public_key: ec.EllipticCurvePublicKey
+
+    @classmethod
+    def from_pem(cls, pem: str) -> VerificationKey:
+        """From a private or a public PEM (a retired key's private half need not be kept)."""
+        raw = pem.encode()
+        loaded: object
+        if b"PRIVATE KEY" in raw:
+            loaded = serialization.load_pem_private_key(raw, password=None).public_key()
+        else:
+            loaded = serialization.load_pem_public_key(raw)
+        if not isinstance(loaded, ec.EllipticCurvePublicKey) or loaded.curve.name != "secp256r1":
+            raise ValueError("the previous key must be an EC P-256 key (ES256)")
+        return cls(kid=thumbprint(loaded), public_key=loaded)
+
+    def public_jwk(self) -> dict[str, Any]:
+        return public_jwk(self.public_key, self.kid)
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The current signing key, the next one and the previous one (RFC 7517 key rotation).
+
+    Rotation by configuration: next → current, current → previous, a new next. Verifiers that
+    cached the JWKS already know the new current key (it was "next"), and tokens signed with the
+    old current key still verify (it is "previous") until it is removed: nobody is logged out.
+    """
+
+    current: SigningKey
+    next: VerificationKey | None = None
+    previous: VerificationKey | None = None
+
+    def jwks(self) -> dict[str, Any]:
+        keys = [self.current.public_jwk()]
+        for extra in (self.next, self.previous):
+            if extra is not None and extra.kid != self.current.kid:
+                keys.append(extra.public_jwk())
+        return {"keys": keys}
+
+
 def _coordinates(public_key: ec.EllipticCurvePublicKey) -> tuple[str, str]:
     numbers = public_key.public_numbers()
     return _b64url(numbers.x.to_bytes(32, "big")), _b64url(numbers.y.to_bytes(32, "big"))
