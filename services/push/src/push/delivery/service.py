@@ -107,7 +107,7 @@ async def _promotions_today(
         )
         .group_by(Delivery.user_id)
     )
-    return {user: int(count) for user, count in rows.tuples()}
+    return {str(user): int(count) for user, count in rows.all()}
 
 
 async def plan_deliveries(
