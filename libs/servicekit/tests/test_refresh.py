@@ -178,12 +178,14 @@ def test_refresh_rejects_an_unknown_destination(client: TestClient, tokens: Toke
     assert answer.json()["field"] == "destination"
 
 
-def test_readiness_includes_the_config_bus(repo: Path, tokens: TokenFactory) -> None:
-    app = FastAPI()
-    app.state.token_verifier = tokens.verifier()
-    install_config_refresh(app, DemoSettings())
-    with TestClient(app):
-        assert [c.name for c in app.state.readiness] == ["config-bus"]
+def test_the_replica_says_it_is_listening_on_the_config_bus(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    body = client.get("/admin/config", headers=admin(tokens)).json()
+
+    assert body["listening"] is True
+    assert body["service"] == "demo"
+    assert body["instance"].startswith("demo@")
 
 
 def test_markdown_schedule_must_deepen_over_time() -> None:

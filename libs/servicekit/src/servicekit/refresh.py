@@ -44,7 +44,6 @@ from servicekit.config import (
     read_config_repo,
 )
 from servicekit.errors import AppError
-from servicekit.health import ReadinessCheck
 from servicekit.security import CurrentAdmin
 
 log = logging.getLogger(__name__)
@@ -234,9 +233,26 @@ class KafkaBroadcastSubscription:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
 
+    async def _partitions(self) -> list[int]:
+        """The topic's partitions, waiting for the topic to exist."""
+        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415 — prod only
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            while True:
+                (topic,) = await admin.describe_topics([self.topic])
+                if topic["error_code"] == 0 and topic["partitions"]:
+                    return sorted(p["partition"] for p in topic["partitions"])
+                log.info("waiting for the topic to exist", extra={"topic": self.topic})
+                await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
     async def run(self, handler: Handler) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415 — prod only
 
+        partitions = await self._partitions()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
@@ -245,13 +261,7 @@ class KafkaBroadcastSubscription:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic)
-            while not partitions and not self._stopping.is_set():
-                await consumer.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self.topic)
-                if not partitions:
-                    await asyncio.sleep(0.5)
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions or ())]
+            tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:  # resolve the positions now, not lazily at the first fetch
@@ -348,9 +358,10 @@ class ConfigBus:
                 await self._task
         await self._publisher.stop()
 
-    async def ping(self) -> None:
-        if not self._ready():
-            raise RuntimeError("not yet listening on the config-bus topic")
+    @property
+    def listening(self) -> bool:
+        """True once a refresh published now would reach this replica."""
+        return self._ready()
 
 
 KNOWN_DESTINATIONS = ("*", "auth", "api", "push")
@@ -386,6 +397,7 @@ def admin_config_router(bus: Callable[[], ConfigBus]) -> APIRouter:
         return {
             "service": holder.service,
             "instance": config_bus.instance,
+            "listening": config_bus.listening,
             "version": holder.version,
             "last_event_id": holder.last_event_id,
             "refreshed_at": holder.refreshed_at,
@@ -431,8 +443,9 @@ def install_config_refresh(
 ) -> RefreshableSettings:
     """Adds ``/admin/config`` and the config-bus listener to a service's app.
 
-    Wraps the app's lifespan: after the service's own startup, the listener starts and a
-    ``config-bus`` readiness check joins ``app.state.readiness``.
+    Wraps the app's lifespan: after the service's own startup, the listener starts. It is not a
+    readiness check: a replica that misses refreshes still serves traffic correctly with the
+    settings it has; ``GET /admin/config`` says whether it is listening.
     """
     service = type(settings).service_name
     holder = RefreshableSettings(service, load_refreshable(service), static_snapshot(service))
@@ -448,9 +461,6 @@ def install_config_refresh(
             config_bus = _build_bus(service, settings, holder, bus)
             app_.state.config_bus = config_bus
             await config_bus.start()
-            readiness: list[ReadinessCheck] = list(getattr(app_.state, "readiness", []))
-            readiness.append(ReadinessCheck("config-bus", config_bus.ping))
-            app_.state.readiness = readiness
             try:
                 yield state
             finally:
