@@ -32,6 +32,7 @@ from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher, KafkaSubscription, ensure_topics
 from servicekit.logs import configure_logging
+from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
 from servicekit.security import StaticJwks, TokenVerifier
 
@@ -157,6 +158,7 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
     app.include_router(kakao_router)
     if settings.profile == "local":
         app.include_router(dev_router)
+    install_config_refresh(app, settings, bus)  # /admin/config + the config-bus listener
     return app
 
 
