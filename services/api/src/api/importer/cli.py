@@ -115,7 +115,11 @@ def summarise(prepared: Prepared, files: list[RawFile], rejects_path: Path) -> d
     rejected = prepared.rejected
     return {
         "files": [
-            {"path": str(raw.path), "format": raw.format.describe(), "rows": len(raw.rows)}
+            {
+                "path": str(raw.path),
+                "format": raw.format.describe(),
+                "rows": len(raw.rows) + raw.skipped,
+            }
             for raw in files
         ],
         "read": prepared.read,
@@ -137,6 +141,7 @@ def report(summary: dict[str, Any], outcome: Outcome, as_json: bool) -> None:
         "closed": outcome.closed,
         "resumed": outcome.resumed,
         "dry_run": outcome.dry_run,
+        "seconds": outcome.seconds,
     }
     if as_json:
         print(json.dumps(full, ensure_ascii=False, indent=2))
@@ -160,6 +165,8 @@ def report(summary: dict[str, Any], outcome: Outcome, as_json: bool) -> None:
         f"{full['district_differs_from_polygon']:,} near a border kept as in the file; "
         f"dongs {full['dong_from_polygon']:,} from the polygons"
     )
+    if outcome.seconds:
+        print("database  " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.seconds.items()))
     if outcome.resumed:
         print("resumed   from the staged checkpoint of an interrupted run")
     if outcome.dry_run:
@@ -222,8 +229,8 @@ def _import(
     for path in files:
         if show:
             print(f"reading   {path}", file=sys.stderr)
-        raws.append(read_file(path, args.encoding, delimiter))
-    checking = Progress("checking", sum(len(r.rows) for r in raws), enabled=show)
+        raws.append(read_file(path, args.encoding, delimiter, options.categories))
+    checking = Progress("checking", sum(len(r.rows) + r.skipped for r in raws), enabled=show)
     prepared = prepare(raws, options.categories, checking)
     checking.finish()
     rejects_path = args.rejects or Path(f"{files[0].name}.rejects.csv")

@@ -21,6 +21,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -115,6 +116,7 @@ class RawFile:
     lines: list[int]  # the 1-based line each row starts on
     index: dict[str, int]  # column name -> position
     size: int
+    skipped: int = 0  # well-formed rows the category pre-filter dropped unparsed
 
 
 def detect_format(
@@ -139,8 +141,17 @@ def detect_format(
     return FileFormat(encoding=encoding, delimiter=delimiter)
 
 
-def read_file(path: Path, encoding: str | None = None, delimiter: str | None = None) -> RawFile:
-    """Reads and checks one store file completely; raises ``MalformedFile`` naming the line."""
+def read_file(
+    path: Path,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    only_codes: tuple[str, ...] = (),
+) -> RawFile:
+    """Reads and checks one store file completely; raises ``MalformedFile`` naming the line.
+
+    ``only_codes`` (category codes) lets it skip, unparsed, the lines that cannot hold any of
+    them as a whole field — two thirds of a Seoul file — after checking their field count.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -148,14 +159,18 @@ def read_file(path: Path, encoding: str | None = None, delimiter: str | None = N
     if not data.strip():
         raise MalformedFile(path, 1, "the file is empty; expected a header line")
     fmt = detect_format(data, encoding, delimiter)
+    # utf-8-sig reports error offsets after the BOM: strip it ourselves and decode the rest.
+    skip = len(UTF8_BOM) if fmt.encoding == "utf-8-sig" and data.startswith(UTF8_BOM) else 0
+    codec = "utf-8" if fmt.encoding == "utf-8-sig" else fmt.encoding
     try:
-        text = data.decode(fmt.encoding, errors="strict")
+        text = data[skip:].decode(codec, errors="strict")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        start, end = exc.start + skip, exc.end + skip
+        line = data.count(b"\n", 0, start) + 1
         raise MalformedFile(
             path,
             line,
-            f"bytes {data[exc.start : exc.end]!r} are not {fmt.encoding}; "
+            f"bytes {data[start:end]!r} are not {fmt.encoding}; "
             "pass --encoding if the file uses another one",
         ) from exc
     except LookupError as exc:
@@ -176,6 +191,25 @@ def read_file(path: Path, encoding: str | None = None, delimiter: str | None = N
             f"{fmt.delimiter!r}); is this a 상가(상권)정보 file? pass --delimiter to override",
         )
     width = len(header)
+    if only_codes:
+        fast = _read_selected(path, text, fmt.delimiter, width, reader.line_num + 1, only_codes)
+        if fast is not None:
+            rows, lines, skipped = fast
+            return RawFile(path, fmt, header, rows, lines, index, len(data), skipped)
+    rows, lines = _read_all(path, reader, width)
+    return RawFile(path, fmt, header, rows, lines, index, len(data))
+
+
+def _short_line(path: Path, line: int, width: int, found: int) -> MalformedFile:
+    return MalformedFile(
+        path,
+        line,
+        f"expected {width} fields, found {found} (a truncated or broken line); "
+        "fix or remove the line and run again",
+    )
+
+
+def _read_all(path: Path, reader: Any, width: int) -> tuple[list[list[str]], list[int]]:
     rows: list[list[str]] = []
     lines: list[int] = []
     start = reader.line_num + 1
@@ -185,18 +219,56 @@ def read_file(path: Path, encoding: str | None = None, delimiter: str | None = N
                 if not row or row == [""]:  # a blank line, e.g. the file's final newline twice
                     start = reader.line_num + 1
                     continue
-                raise MalformedFile(
-                    path,
-                    start,
-                    f"expected {width} fields, found {len(row)} (a truncated or broken line); "
-                    "fix or remove the line and run again — nothing was imported",
-                )
+                raise _short_line(path, start, width, len(row))
             rows.append(row)
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise MalformedFile(path, start, f"broken quoting: {exc}; nothing was imported") from exc
-    return RawFile(path, fmt, header, rows, lines, index, len(data))
+        raise MalformedFile(path, start, f"broken quoting: {exc}") from exc
+    return rows, lines
+
+
+def _read_selected(
+    path: Path, text: str, delimiter: str, width: int, first: int, codes: tuple[str, ...]
+) -> tuple[list[list[str]], list[int], int] | None:
+    """The fast path: None when a quoted field spans lines (then every line is parsed)."""
+    # Category codes are never the first or last column: a match has a delimiter on each side.
+    tokens = tuple(
+        token
+        for code in codes
+        for token in (f'{delimiter}"{code}"{delimiter}', f"{delimiter}{code}{delimiter}")
+    )
+    physical = text.split("\n")
+    kept: list[str] = []
+    kept_lines: list[int] = []
+    skipped = 0
+    for number in range(first - 1, len(physical)):
+        line = physical[number]
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        if line.count('"') % 2:
+            return None
+        if line.count(delimiter) < width - 1:
+            raise _short_line(path, number + 1, width, line.count(delimiter) + 1)
+        if any(token in line for token in tokens):
+            kept.append(line)
+            kept_lines.append(number + 1)
+        else:
+            skipped += 1
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    parsed = csv.reader(kept, delimiter=delimiter, strict=True)
+    try:
+        for row, number in zip(parsed, kept_lines, strict=True):
+            if len(row) != width:
+                raise _short_line(path, number, width, len(row))
+            rows.append(row)
+            lines.append(number)
+    except csv.Error as exc:
+        raise MalformedFile(path, kept_lines[len(rows)], f"broken quoting: {exc}") from exc
+    return rows, lines, skipped
 
 
 def iter_column(raw: RawFile, name: str) -> Iterator[str]:

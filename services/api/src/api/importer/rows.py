@@ -143,6 +143,9 @@ def _prepare_file(
     def reject(row: list[str], line: int, reason: str) -> None:
         out.rejects.append(Reject(raw.path, line, reason, row))
 
+    out.read += raw.skipped
+    if progress is not None:
+        progress(raw.skipped)
     step = max(1, len(raw.rows) // 100)
     for n, (row, line) in enumerate(zip(raw.rows, raw.lines, strict=True)):
         if progress is not None and n % step == 0:

@@ -16,6 +16,7 @@ without the checkpoint.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -49,6 +50,7 @@ class Outcome:
     closed: int = 0
     resumed: bool = False
     dry_run: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: stage, merge
 
 
 @dataclass
@@ -96,10 +98,14 @@ def ensure_schema(engine: Engine) -> None:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         tables = [Base.metadata.tables[t.__tablename__] for t in (Store, MenuItem)]
         Base.metadata.create_all(conn, tables=tables)
+        # Databases created before these columns existed (no migrations yet for api).
         if engine.dialect.name != "postgresql":
+            have = {row[1] for row in conn.execute(text("PRAGMA table_info(stores)"))}
+            for column, spec in _STORE_COLUMNS.items():
+                if column not in have:
+                    conn.execute(text(f"ALTER TABLE stores ADD COLUMN {column} {spec}"))
             return
         for column, spec in _STORE_COLUMNS.items():
-            # Databases created before these columns existed (no migrations yet for api).
             conn.execute(text(f"ALTER TABLE stores ADD COLUMN IF NOT EXISTS {column} {spec}"))
         conn.execute(
             text(
@@ -223,11 +229,17 @@ def _load_postgres(
                     _merge(conn, options, outcome)
                     tx.rollback()
                 return outcome
+            started = time.monotonic()
             if prepared is not None:
                 with conn.begin():
                     _stage(conn, prepared, options, summary, progress)
+            staged = time.monotonic()
             with conn.begin():
                 _merge(conn, options, outcome)
+            outcome.seconds = {
+                "stage": round(staged - started, 2),
+                "merge": round(time.monotonic() - staged, 2),
+            }
             return outcome
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
@@ -277,6 +289,8 @@ def _stage(
                 if store_id and store_id not in staged:
                     staged.add(store_id)
                     copy.write_row((key, store_id, True, *([None] * 11)))
+        # Fresh statistics, or the merge's anti-join is planned for an empty table (quadratic).
+        cur.execute(f"ANALYZE {STAGING}")
         cur.execute(
             f"""INSERT INTO {IMPORTS} (key, status, as_of, summary) VALUES (%s, 'staged', %s, %s)
                 ON CONFLICT (key) DO UPDATE SET status = 'staged', summary = excluded.summary,
@@ -290,7 +304,8 @@ def _merge(conn: Connection, options: LoadOptions, outcome: Outcome) -> None:
     assert raw is not None
     params = {"key": options.key, "as_of": options.as_of, "categories": list(options.categories)}
     with raw.cursor() as cur:
-        cur.execute("SET LOCAL synchronous_commit = on")
+        # The anti-join of the close step hashes every staged id.
+        cur.execute("SET LOCAL work_mem = '128MB'")
         cur.execute(_MERGE, params)
         inserted, updated = cur.fetchone() or (0, 0)
         cur.execute(
@@ -304,6 +319,7 @@ def _merge(conn: Connection, options: LoadOptions, outcome: Outcome) -> None:
                 params,
             )
             provinces = (cur.fetchone() or (None,))[0] or []
+            cur.execute("ANALYZE stores")
             cur.execute(_CLOSE_MISSING, {**params, "provinces": provinces})
             outcome.closed = cur.rowcount
         cur.execute(f"DELETE FROM {STAGING} WHERE import_key = %(key)s", params)
