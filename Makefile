@@ -4,7 +4,10 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := uv run --locked
 
-.PHONY: help setup run infra-up infra-down lint typecheck test test-unit test-integration test-disruptive
+api-docs: setup infra-up ## Regenerate docs/api/ from the api tests
+	$(UV) pytest -q services/api/tests/integration/marketplace/test_api_examples.py
+
+.PHONY: api-docs help setup run infra-up infra-down lint typecheck test test-unit test-integration test-disruptive
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,3 +43,4 @@ test-disruptive: setup infra-up ## Tests that stop and restart shared servers; r
 test: setup infra-up lint typecheck ## Everything CI runs: lint, types, unit + integration tests
 	$(UV) pytest -m "not disruptive"
 	$(UV) pytest -m disruptive
+	@scripts/check-api-docs
