@@ -181,10 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"import-stores: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_MALFORMED
     as_of = args.as_of or source_date_from_name(files[0]) or date.today()
+    engine: Engine | None = None
     try:
         engine = make_engine(ApiSettings())
         ensure_schema(engine)
     except (ConfigError, OperationalError) as exc:
+        if engine is not None:
+            engine.dispose()
         print(f"import-stores: cannot use the api database: {exc}", file=sys.stderr)
         print(
             "  check MAGAM_PROFILE and API_DATABASE__* (is PostgreSQL up? scripts/infra up)",
@@ -200,14 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         summary, outcome = _import(engine, args, options)
+        engine.dispose()
     except MalformedFile as exc:
+        engine.dispose()
         print(f"import-stores: {exc}", file=sys.stderr)
         print("  nothing was imported", file=sys.stderr)
         return EXIT_MALFORMED
     except ImportBusy as exc:
+        engine.dispose()
         print(f"import-stores: {exc}", file=sys.stderr)
         return EXIT_BUSY
     except OperationalError as exc:
+        engine.dispose()
         print(f"import-stores: database error: {exc.orig}", file=sys.stderr)
         print("  nothing was changed; run the same command again", file=sys.stderr)
         return EXIT_DATABASE

@@ -154,6 +154,14 @@ def load(
     return _load_sqlite(engine, prepared, options, progress)
 
 
+def stage_only(
+    engine: Engine, prepared: Prepared, options: LoadOptions, summary: dict[str, Any]
+) -> None:
+    """Commits the staging step alone: what an import interrupted before its merge leaves."""
+    with engine.connect() as conn, conn.begin():
+        _stage(conn, prepared, options, summary, None)
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 _COPY_COLUMNS = (
