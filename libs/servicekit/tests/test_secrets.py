@@ -180,3 +180,31 @@ def test_every_secret_str_field_is_a_vault_secret() -> None:
         "token.signing_key_pem",
         "slack.webhook_url",
     ]
+
+
+class FcmSettings(BaseModel):
+    credentials_file: Path | None = None
+
+
+class FileDemoSettings(ServiceSettings):
+    service_name: ClassVar[str] = "vaultdemo"
+    model_config = SettingsConfigDict(env_prefix="VAULTDEMO_")
+
+    fcm: FcmSettings = FcmSettings()
+
+
+def test_a_file_secret_is_written_privately_and_its_path_becomes_the_setting(
+    vault_env: tuple[hvac.Client, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bao, path = vault_env
+    put(bao, path, database_password="x", fcm_service_account_json='{"type": "service_account"}')
+    monkeypatch.setenv(
+        "VAULTDEMO_VAULT__FILES", '{"fcm.credentials_file": "fcm_service_account_json"}'
+    )
+    monkeypatch.setenv("VAULTDEMO_VAULT__FILES_DIR", str(tmp_path / "secrets"))
+
+    settings = FileDemoSettings()
+
+    assert settings.fcm.credentials_file == tmp_path / "secrets" / "fcm_service_account_json"
+    assert settings.fcm.credentials_file.read_text() == '{"type": "service_account"}'
+    assert settings.fcm.credentials_file.stat().st_mode & 0o777 == 0o600

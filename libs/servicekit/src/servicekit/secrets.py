@@ -19,6 +19,7 @@ Vault's own settings come from config-repo's ``vault:`` section and ``<SVC>_VAUL
 from __future__ import annotations
 
 import os
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -53,6 +54,10 @@ class VaultSettings(BaseSettings):
     path: str = "magam/{service}"
     #: Secrets (dotted setting paths) a deployment may leave out of Vault.
     optional: list[str] = Field(default_factory=list)
+    #: Secrets a library wants as a file (``{"fcm.credentials_file": "fcm_service_account_json"}``):
+    #: the value is written to ``files_dir/<key>`` (mode 0600) and the setting gets that path.
+    files: dict[str, str] = Field(default_factory=dict)
+    files_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "magam-secrets")
     timeout_s: int = Field(default=5, gt=0)
 
 
@@ -117,8 +122,8 @@ def _client(settings: VaultSettings) -> hvac.Client:
     return client
 
 
-def read_secrets(service: str, settings: VaultSettings, wanted: list[str]) -> dict[str, str]:
-    """The values of ``wanted`` (dotted setting paths) from Vault; raises naming what is missing."""
+def read_secrets(service: str, settings: VaultSettings, wanted: dict[str, str]) -> dict[str, str]:
+    """``{setting: value}`` for ``wanted`` (``{setting: vault key}``); raises naming any missing."""
     path = settings.path.format(service=service)
     where = f"{settings.kv_mount}/{path}"
     client = _client(settings)
@@ -140,19 +145,28 @@ def read_secrets(service: str, settings: VaultSettings, wanted: list[str]) -> di
         ) from exc
     found: dict[str, str] = {}
     missing: list[str] = []
-    for setting in wanted:
-        value = data.get(secret_key(setting))
+    for setting, key in wanted.items():
+        value = data.get(key)
         if isinstance(value, str) and value:
             found[setting] = value
         elif setting not in settings.optional:
             missing.append(setting)
     if missing:
-        keys = ", ".join(f"{where}#{secret_key(s)} (for {s})" for s in missing)
+        keys = ", ".join(f"{where}#{wanted[s]} (for {s})" for s in missing)
         raise ConfigError(
             f"{service}: missing secret {keys}; write it with "
-            f"`bao kv put {where} {secret_key(missing[0])}=...` (or vault kv put)"
+            f"`bao kv put {where} {wanted[missing[0]]}=...` (or vault kv put)"
         )
     return found
+
+
+def _write_secret_file(directory: Path, name: str, value: str) -> Path:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = directory / name
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(value)
+    return target
 
 
 def _nest(flat: dict[str, str]) -> dict[str, Any]:
@@ -174,7 +188,14 @@ class VaultSource(PydanticBaseSettingsSource):
         self._data: dict[str, Any] = {}
         settings = vault_settings(service)
         if settings.enabled:
-            self._data = _nest(read_secrets(service, settings, _secret_fields(settings_cls)))
+            wanted = {f: secret_key(f) for f in _secret_fields(settings_cls)}
+            wanted.update(settings.files)
+            values = read_secrets(service, settings, wanted)
+            for setting, key in settings.files.items():
+                if setting in values:
+                    path = _write_secret_file(settings.files_dir, key, values[setting])
+                    values[setting] = str(path)
+            self._data = _nest(values)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
