@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,106 @@ def app_error_body(exc: AppError, instance: str | None = None) -> dict[str, Any]
     )
 
 
+class FieldError(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem+json); ``code`` is stable, ``field`` names the input."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://magam.kr/problems/insufficient-stock",
+                    "title": "Not enough left",
+                    "status": 409,
+                    "code": "insufficient_stock",
+                    "detail": "only 1 left",
+                    "instance": "/customer/orders",
+                    "field": "quantity",
+                    "available": 1,
+                }
+            ]
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    errors: list[FieldError] | None = None
+
+
+_VALIDATION_EXAMPLE = {
+    "type": "https://magam.kr/problems/validation-failed",
+    "title": "Invalid request",
+    "status": 422,
+    "code": "validation_failed",
+    "detail": "quantity: Input should be greater than or equal to 1",
+    "instance": "/customer/orders",
+    "field": "quantity",
+    "errors": [
+        {
+            "field": "quantity",
+            "code": "greater_than_equal",
+            "message": "Input should be greater than or equal to 1",
+        }
+    ],
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Makes the OpenAPI document tell the truth about errors: every 4xx/5xx is problem+json
+    (FastAPI would advertise its own validation body, which we never send), with an example."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(
+            Problem.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {})
+        )
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components["Problem"].pop("$defs", None)
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    content = response.get("content")
+                    if str(status)[0] not in "45" or (
+                        content and "HTTPValidationError" not in str(content)
+                    ):
+                        continue  # a success, or an error body the route documents itself
+                    example = (
+                        _VALIDATION_EXAMPLE
+                        if str(status) == "422"
+                        else Problem.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+                    )
+                    if str(status) == "422" and "Validation" in response.get("description", ""):
+                        response["description"] = "Invalid input (`validation_failed`, `field`)"
+                    response["content"] = {PROBLEM_JSON: {"schema": ref, "example": example}}
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_problems(app)
+
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         return problem(

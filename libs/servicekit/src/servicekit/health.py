@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,50 @@ async def _run(check: ReadinessCheck) -> tuple[str, str | None]:
     return check.name, None
 
 
+class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "service": "api"}]})
+
+    status: str
+    service: str
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "unavailable",
+                    "service": "api",
+                    "checks": {"database": "down", "kafka": "up"},
+                    "failing": {"database": "OperationalError: connection refused"},
+                }
+            ]
+        }
+    )
+
+    status: str
+    service: str
+    checks: dict[str, str]
+    failing: dict[str, str]
+
+
 def health_router(service: str, checks: Callable[[], Sequence[ReadinessCheck]]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", summary="Liveness: the process answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    async def healthz() -> Liveness:
+        return Liveness(status="ok", service=service)
 
     @router.get(
         "/readyz",
         summary="Readiness: every dependency answers",
-        responses={503: {"description": "A dependency is down; `failing` names it"}},
+        response_model=Readiness,
+        responses={
+            503: {
+                "description": "A dependency is down; `failing` names it",
+                "model": Readiness,
+            }
+        },
     )
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(c) for c in checks()))

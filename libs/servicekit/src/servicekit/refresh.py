@@ -374,7 +374,20 @@ def admin_config_router(bus: Callable[[], ConfigBus]) -> APIRouter:
         "/refresh",
         status_code=202,
         summary="Reload refreshable settings from config-repo on every replica",
-        responses={422: {"description": "`unknown_destination`: not a service name or `*`"}},
+        responses={
+            202: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "event_id": "3f0b8c52-93a4-4b8e-9a51-0c3c1b6f2e11",
+                            "topic": CONFIG_BUS_TOPIC,
+                            "destination": "*",
+                        }
+                    }
+                }
+            },
+            422: {"description": "`unknown_destination`: not a service name or `*`"},
+        },
     )
     async def refresh(
         admin: CurrentAdmin,
@@ -390,7 +403,30 @@ def admin_config_router(bus: Callable[[], ConfigBus]) -> APIRouter:
         event_id = await bus().request_refresh(admin.user_id, destination)
         return {"event_id": event_id, "topic": CONFIG_BUS_TOPIC, "destination": destination}
 
-    @router.get("", summary="The live refreshable settings of this replica")
+    @router.get(
+        "",
+        summary="The live refreshable settings of this replica",
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "service": "api",
+                            "instance": "api-7d9f-1a2b",
+                            "listening": True,
+                            "version": 3,
+                            "last_event_id": "3f0b8c52-93a4-4b8e-9a51-0c3c1b6f2e11",
+                            "refreshed_at": "2026-11-25T12:00:00Z",
+                            "refreshable": {"log_level": "INFO", "features": {}},
+                            "effective_log_level": "INFO",
+                            "static_settings": ["database", "kafka", "http"],
+                            "restart_required": [],
+                        }
+                    }
+                }
+            }
+        },
+    )
     async def current(admin: CurrentAdmin) -> dict[str, Any]:
         config_bus = bus()
         holder = config_bus.holder

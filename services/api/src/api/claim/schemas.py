@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.claim import brn
 from api.claim.models import ClaimStatus
+from api.examples import page_example
 
 
 class ClaimCreate(BaseModel):
@@ -64,5 +65,7 @@ class ClaimRead(BaseModel):
 
 
 class ClaimPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=page_example(ClaimRead))
+
     items: list[ClaimRead]
     next_cursor: str | None

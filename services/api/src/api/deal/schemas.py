@@ -8,6 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from api.deal.pricing import MarkdownStep, discounted
+from api.examples import page_example
 
 Krw = Annotated[int, Field(gt=0, le=10_000_000, description="Whole Korean won")]
 Label = Annotated[str, Field(min_length=1, max_length=30)]
@@ -184,5 +185,7 @@ class DealRead(BaseModel):
 
 
 class DealPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=page_example(DealRead))
+
     items: list[DealRead]
     next_cursor: str | None

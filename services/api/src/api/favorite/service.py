@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import outbox
 from api.errors import StoreNotFound
+from api.examples import example_of, page_example
 from api.favorite.models import Favorite
 from api.store import repository as stores
 from api.store.schemas import StoreRead
@@ -29,11 +30,24 @@ class FavoriteCreate(BaseModel):
 
 
 class FavoriteRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "store": example_of(StoreRead),
+                    "created_at": "2026-11-25T12:00:00Z",
+                }
+            ]
+        }
+    )
+
     store: StoreRead
     created_at: datetime
 
 
 class FavoritePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=page_example(FavoriteRead))
+
     items: list[FavoriteRead]
     next_cursor: str | None
 

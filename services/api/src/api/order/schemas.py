@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.examples import page_example
 from contracts import OrderStatus
 
 
@@ -112,5 +113,7 @@ class OrderDetail(OrderRead):
 
 
 class OrderPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=page_example(OrderRead))
+
     items: list[OrderRead]
     next_cursor: str | None

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.examples import page_example
+
 
 class StoreRead(BaseModel):
     model_config = ConfigDict(
@@ -32,5 +34,7 @@ class StoreRead(BaseModel):
 
 
 class StorePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra=page_example(StoreRead))
+
     items: list[StoreRead]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
