@@ -30,7 +30,9 @@ def test_every_request_and_response_body_has_an_example(document: dict[str, Any]
     for path, item in document["paths"].items():
         for method, operation in item.items():
             bodies = [("request", operation.get("requestBody", {}).get("content", {}))]
-            bodies += [(status, r.get("content", {})) for status, r in operation["responses"].items()]
+            bodies += [
+                (status, r.get("content", {})) for status, r in operation["responses"].items()
+            ]
             for where, content in bodies:
                 for media_type, body in content.items():
                     if not ("example" in body or _has_example(body.get("schema", {}), schemas)):
