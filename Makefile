@@ -7,7 +7,7 @@ UV := uv run --locked
 api-docs: setup infra-up ## Regenerate docs/api/ from the api tests
 	$(UV) pytest -q services/api/tests/integration/marketplace/test_api_examples.py
 
-.PHONY: api-docs help setup run infra-up infra-down lint typecheck test test-unit test-integration test-disruptive
+.PHONY: api-docs help setup run infra-up infra-down tools lint typecheck test test-unit test-integration test-disruptive
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ setup: ## Install the toolchain (uv) and the workspace's packages
 
 run: setup ## Start auth, api and push in the local profile with demo data (no servers needed)
 	$(UV) python scripts/run_local.py
+
+tools: ## Install helm, kustomize, kubeconform and the Kubernetes schemas (cached; for tests/deploy)
+	scripts/tools install
 
 infra-up: ## Install and start PostgreSQL+PostGIS, Kafka, Zipkin, OpenBao on 127.0.0.1
 	scripts/infra up
@@ -31,7 +34,7 @@ lint: setup ## ruff check and ruff format --check
 typecheck: setup ## mypy --strict over every member
 	$(UV) mypy .
 
-test-unit: setup ## Unit tests only (no servers)
+test-unit: setup tools ## Unit tests only (no servers)
 	$(UV) pytest -m "not integration and not disruptive"
 
 test-integration: setup infra-up ## Integration tests against the real servers
@@ -40,7 +43,7 @@ test-integration: setup infra-up ## Integration tests against the real servers
 test-disruptive: setup infra-up ## Tests that stop and restart shared servers; run alone
 	$(UV) pytest -m disruptive
 
-test: setup infra-up lint typecheck ## Everything CI runs: lint, types, unit + integration tests
+test: setup infra-up tools lint typecheck ## Everything CI runs: lint, types, unit + integration tests
 	$(UV) pytest -m "not disruptive"
 	$(UV) pytest -m disruptive
 	@scripts/check-api-docs
