@@ -51,7 +51,7 @@ def engine(prod_profile: Infra, database: str, monkeypatch: pytest.MonkeyPatch) 
     ensure_schema(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS test_claims"))
-        conn.execute(text("TRUNCATE stores, store_import_staging, store_imports CASCADE"))
+        conn.execute(text("TRUNCATE stores, store_import_rows, store_import_runs CASCADE"))
     yield engine
     engine.dispose()
 

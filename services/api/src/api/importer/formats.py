@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,11 +234,11 @@ def _read_selected(
 ) -> tuple[list[list[str]], list[int], int] | None:
     """The fast path: None when a quoted field spans lines (then every line is parsed)."""
     # Category codes are never the first or last column: a match has a delimiter on each side.
-    tokens = tuple(
-        token
-        for code in codes
-        for token in (f'{delimiter}"{code}"{delimiter}', f"{delimiter}{code}{delimiter}")
-    )
+    d = re.escape(delimiter)
+    wanted = re.compile(
+        "|".join(f'{d}"?{re.escape(code)}"?{d}' for code in sorted(codes, key=len, reverse=True))
+    ).search
+    minimum = width - 1
     physical = text.split("\n")
     kept: list[str] = []
     kept_lines: list[int] = []
@@ -250,9 +251,9 @@ def _read_selected(
             continue
         if line.count('"') % 2:
             return None
-        if line.count(delimiter) < width - 1:
+        if line.count(delimiter) < minimum:
             raise _short_line(path, number + 1, width, line.count(delimiter) + 1)
-        if any(token in line for token in tokens):
+        if wanted(line):
             kept.append(line)
             kept_lines.append(number + 1)
         else:

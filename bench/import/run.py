@@ -1,0 +1,251 @@
+"""Bench: import-stores on a Seoul-sized file vs row-by-row ORM inserts, same run, same database.
+
+    uv run python bench/import/run.py --rows 554092
+
+1. generates the file (generate-stores, the current format) unless --file is given;
+2. imports it into a fresh PostgreSQL database (``api_bench``) with ``import-stores`` as a
+   subprocess: wall time of the whole command (start-up, reading, checks, COPY, merge);
+3. imports the same file again (nothing changed: the re-run cost);
+4. baseline: the same records inserted one ORM ``session.add`` + ``flush`` at a time (one INSERT
+   round trip a row, one commit at the end) for --baseline-rows rows, extrapolated per row to the
+   full selection; the baseline's time excludes reading and checking the file (it favours the
+   baseline);
+5. writes bench/import/results.md and results.json with the machine, the load and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from api.geo import LonLat
+from api.importer.formats import read_file
+from api.importer.rows import DEFAULT_CATEGORIES, prepare
+from api.importer.writer import ensure_schema, sync_engine
+from api.settings import ApiSettings
+from api.store.models import Store
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+GOAL_SECONDS = 30.0
+GOAL_SPEEDUP = 10.0
+# The console scripts' entry points, run with this interpreter (no uv re-lock from a bench).
+_IMPORT_STORES = "from api.importer.cli import run; run()"
+_GENERATE_STORES = "from api.importer.generate import run; run()"
+
+
+def _env(database: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env |= {
+        "MAGAM_PROFILE": "prod",
+        "MAGAM_ALLOW_DEV_SECRETS": "1",
+        "MAGAM_CONFIG_REPO": str(REPO / "config-repo"),
+        "API_DATABASE__NAME": database,
+        "API_DATABASE__PASSWORD": env.get("MAGAM_PG_PASSWORD", "magam"),
+        "API_DATABASE__PORT": env.get("MAGAM_PG_PORT", "5433"),
+    }
+    return env
+
+
+def _fresh_database(name: str) -> None:
+    port = os.environ.get("MAGAM_PG_PORT", "5433")
+    password = os.environ.get("MAGAM_PG_PASSWORD", "magam")
+    dsn = f"host=127.0.0.1 port={port} user=magam dbname=postgres"
+    with psycopg.connect(dsn, password=password, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+
+
+def _timed_import(path: Path, env: dict[str, str]) -> tuple[float, dict[str, object]]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_STORES, str(path), "--json", "--no-progress"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        sys.exit(f"import-stores failed ({done.returncode}):\n{done.stderr}")
+    return seconds, json.loads(done.stdout)
+
+
+def _baseline(path: Path, rows: int) -> tuple[int, float, int]:
+    """Row-by-row ORM inserts of the first ``rows`` selected records: (rows, seconds, selected)."""
+    prepared = prepare([read_file(path, only_codes=DEFAULT_CATEGORIES)])
+    engine = sync_engine(ApiSettings())
+    ensure_schema(engine)
+    subset = prepared.records[:rows]
+    with Session(engine) as session:
+        session.execute(delete(Store))
+        session.commit()
+        started = time.monotonic()
+        for r in subset:
+            session.add(
+                Store(
+                    id=r.id,
+                    name=r.name,
+                    branch=r.branch,
+                    category_code=r.small_code,
+                    address=r.address,
+                    district_code=r.district_code,
+                    dong_code=r.dong_code,
+                    location=LonLat(r.lon, r.lat),
+                    large_category_code=r.large_code,
+                    middle_category_code=r.middle_code,
+                    road_address=r.road_address,
+                    lot_address=r.lot_address,
+                    source_date=date.today(),
+                )
+            )
+            session.flush()
+        session.commit()
+        seconds = time.monotonic() - started
+    engine.dispose()
+    return len(subset), seconds, len(prepared.records)
+
+
+def _machine() -> dict[str, object]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kib = int(meminfo.read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=554_092, help="rows of the generated file")
+    parser.add_argument("--file", type=Path, help="use this store file instead of generating one")
+    parser.add_argument("--baseline-rows", type=int, default=20_000)
+    parser.add_argument("--database", default="api_bench")
+    parser.add_argument("--out", type=Path, default=HERE / "results.md")
+    args = parser.parse_args()
+    machine = _machine()
+    env = _env(args.database)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("API_", "MAGAM_"))})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.file or Path(tmp) / "seoul_generated_202606.csv"
+        if args.file is None:
+            print(f"generating {args.rows:,} rows …", file=sys.stderr)
+            started = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-c", _GENERATE_STORES, str(path), "--rows", str(args.rows)],
+                cwd=REPO,
+                check=True,
+            )
+            print(f"generated in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        size_mb = path.stat().st_size / 1e6
+        _fresh_database(args.database)
+        print("import-stores, empty database …", file=sys.stderr)
+        first, summary = _timed_import(path, env)
+        print(f"  {first:.1f} s", file=sys.stderr)
+        print("import-stores again, nothing changed …", file=sys.stderr)
+        again, summary_again = _timed_import(path, env)
+        print(f"  {again:.1f} s", file=sys.stderr)
+        print(f"baseline: {args.baseline_rows:,} row-by-row ORM inserts …", file=sys.stderr)
+        base_rows, base_seconds, selected = _baseline(path, args.baseline_rows)
+        _fresh_database(args.database)
+
+    per_row = base_seconds / base_rows
+    extrapolated = per_row * selected
+    speedup = round(extrapolated / first, 1)
+    result: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": f"uv run python bench/import/run.py --rows {args.rows}",
+        "machine": machine,
+        "file": {"rows": summary["read"], "megabytes": round(size_mb, 1)},
+        "selected_rows": selected,
+        "import_seconds": round(first, 2),
+        "import_phases_seconds": summary.get("seconds"),
+        "reimport_unchanged_seconds": round(again, 2),
+        "reimport_counts": {
+            k: summary_again[k] for k in ("imported", "updated", "unchanged", "closed")
+        },
+        "baseline": {
+            "method": "SQLAlchemy ORM session.add + flush per row, one commit",
+            "rows": base_rows,
+            "seconds": round(base_seconds, 2),
+            "ms_per_row": round(per_row * 1000, 3),
+            "extrapolated_seconds_for_selection": round(extrapolated, 1),
+        },
+        "speedup": speedup,
+        "goals": {"import_seconds_max": GOAL_SECONDS, "speedup_min": GOAL_SPEEDUP},
+    }
+    result["goals_met"] = first <= GOAL_SECONDS and speedup >= GOAL_SPEEDUP
+    args.out.with_suffix(".json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    )
+    args.out.write_text(_markdown(result))
+    print(args.out.read_text())
+    return 0
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    m, b = r["machine"], r["baseline"]
+    rows = [
+        ("file", f"{r['file']} (generated, current format)", "Seoul 2026-06: 554,092 rows, 302 MB"),
+        ("selected (food + food retail)", f"{r['selected_rows']:,} rows", ""),
+        (
+            "**import-stores into an empty PostgreSQL** (the whole command)",
+            f"**{r['import_seconds']} s** (database phases {r['import_phases_seconds']})",
+            "≤ 30 s",
+        ),
+        (
+            "import-stores again, file unchanged",
+            f"{r['reimport_unchanged_seconds']} s ({r['reimport_counts']})",
+            "",
+        ),
+        (
+            f"baseline: {b['method']}",
+            f"{b['rows']:,} rows in {b['seconds']} s = {b['ms_per_row']} ms/row → "
+            f"{b['extrapolated_seconds_for_selection']} s for the selection "
+            "(extrapolated per row; excludes reading the file)",
+            "",
+        ),
+        ("**speed-up**", f"**{r['speedup']}×**", "≥ 10×"),
+    ]
+    table = "\n".join(f"| {a} | {v} | {g} |" for a, v, g in rows)
+    return (
+        "# import-stores bench\n\n"
+        f"Command: `{r['command']}` (written {r['when']})\n\n"
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, Python {m['python']}; load "
+        f"average at start {m['load_average_at_start']} (a shared machine: other test suites "
+        "may have been running).\n\n"
+        "| what | result | goal |\n|---|---|---|\n"
+        f"{table}\n\nGoals met: {r['goals_met']}.\n"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
