@@ -1,6 +1,6 @@
-"""Dockerfiles, docker-compose.yml and the nginx ingress config, checked without a Docker engine
-(this machine has only the client): structure by parsing, `docker compose config` and `nginx -t`
-where those tools exist."""
+"""Dockerfiles, docker-compose.yml and the nginx ingress config, checked without a Docker engine:
+structure by parsing, `docker compose config` (the client's plugin, else the standalone binary
+scripts/tools installs) and `nginx -t` (where nginx is installed; scripts/tools installs it)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from conftest import REPO
 from push.settings import PushSettings
 from servicekit.config import ServiceSettings
 from servicekit.secrets import _secret_fields, secret_key
+from tests.deploy.conftest import Tools
 
 SERVICES = {"api": 8000, "auth": 8001, "push": 8002}
 SETTINGS: dict[str, type[ServiceSettings]] = {
@@ -147,22 +148,35 @@ def test_the_chart_and_compose_agree_on_optional_and_file_secrets(service: str) 
         assert setting in _secret_fields(SETTINGS[service]), setting
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
+def test_docker_compose_config_accepts_the_file(tools: Tools, tmp_path: Path) -> None:
+    """`docker compose config`: the plugin when the client has one, else scripts/tools' binary."""
     docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker client here; the structure is checked by the tests above")
-    probe = subprocess.run(
-        [docker, "compose", "version"], capture_output=True, text=True, check=False
+    plugin = docker is not None and (
+        subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode
+        == 0
     )
-    if probe.returncode != 0:
-        pytest.skip(f"the docker client has no compose plugin here ({probe.stderr.strip()[:80]})")
-    done = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+    command = [docker, "compose"] if plugin and docker else [str(tools.bin_dir / "docker-compose")]
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        COMPOSE.read_text().replace("service_completed_successfully", "service_finished")
+    )
+
+    good = subprocess.run(
+        [*command, "-f", str(COMPOSE), "config", "--quiet"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    bad = subprocess.run(
+        [*command, "-f", str(broken), "--project-directory", str(REPO), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert good.returncode == 0, good.stderr
+    assert bad.returncode != 0
+    assert "condition" in bad.stderr
 
 
 def test_nginx_accepts_the_ingress_config(tmp_path: Path) -> None:
