@@ -107,8 +107,10 @@ def read_menu_file(path: Path, store_id: str | None = None) -> list[MenuEntry]:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MenuFileError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            except json.JSONDecodeError:
+                # An interrupted collect-menus leaves a cut line; it collects that store again.
+                print(f"import-menus: {path}:{number}: not JSON, skipped", file=sys.stderr)
+                continue
             entries.extend(
                 _entries(str(record["store_id"]), record.get("menus") or [], "kakao-page")
             )
