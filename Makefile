@@ -38,12 +38,34 @@ test-unit: setup tools ## Unit tests only (no servers)
 	$(UV) pytest -m "not integration and not disruptive"
 
 test-integration: setup infra-up ## Integration tests against the real servers
+	@scripts/install-browser
 	$(UV) pytest -m "integration and not disruptive"
 
 test-disruptive: setup infra-up ## Tests that stop and restart shared servers; run alone
 	$(UV) pytest -m disruptive
 
 test: setup infra-up tools lint typecheck ## Everything CI runs: lint, types, unit + integration tests
+	@scripts/install-browser
 	$(UV) pytest -m "not disruptive"
 	$(UV) pytest -m disruptive
 	@scripts/check-api-docs
+
+.PHONY: import-stores generate-stores import-menus collect-menus bench-import
+
+import-stores: setup ## Import store files: make import-stores FILE="a.csv [b.csv]" [ARGS="--dry-run"]
+	@test -n "$(FILE)" || { echo 'usage: make import-stores FILE=<store file(s)> [ARGS=...]'; exit 2; }
+	$(UV) import-stores $(FILE) $(ARGS)
+
+generate-stores: setup ## Write a realistic Seoul store file: make generate-stores OUT=x.csv [ROWS=554092]
+	$(UV) generate-stores $(or $(OUT),.local/seoul_generated.csv) --rows $(or $(ROWS),554092) $(ARGS)
+
+import-menus: setup ## Attach menus (Kakao JSON, collector JSONL, CSV): make import-menus FILE=...
+	@test -n "$(FILE)" || { echo 'usage: make import-menus FILE=<menu file(s)> [ARGS=...]'; exit 2; }
+	$(UV) import-menus $(FILE) $(ARGS)
+
+collect-menus: setup ## Read menus from Kakao place pages: make collect-menus STORES=s.csv OUT=m.jsonl
+	@scripts/install-browser
+	$(UV) collect-menus $(STORES) $(OUT) $(ARGS)
+
+bench-import: setup infra-up ## Bench import-stores vs row-by-row ORM (writes bench/import/results.md)
+	$(UV) python bench/import/run.py --rows $(or $(ROWS),554092)
