@@ -7,11 +7,16 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import socket
 import subprocess
+import threading
+import time
 import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -197,5 +202,79 @@ def test_nginx_accepts_the_ingress_config(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    for prefix in ("auth", "api", "push"):
-        assert prefix in re.search(r"\(\?<prefix>([a-z|]+)\)", conf).group(1)  # type: ignore[union-attr]
+    stripped = re.search(r"\(\?<prefix>([a-z|]+)\)", conf)
+    assert stripped is not None
+    assert stripped.group(1).split("|") == ["api", "push"]
+    assert "location /auth {" in conf
+
+
+def test_the_compose_ingress_strips_api_and_push_and_passes_auth_through(tmp_path: Path) -> None:
+    """nginx with the compose config, its upstreams pointed at local echo servers."""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None:
+        pytest.skip("nginx is not installed here (apt-get install nginx-light to check it)")
+    seen: list[tuple[str, str, str]] = []
+
+    def echo(service: str) -> ThreadingHTTPServer:
+        class Echo(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append((service, self.path, self.headers.get("X-Forwarded-Prefix", "")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    upstreams = {name: echo(name) for name in SERVICES}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = (REPO / "deploy" / "nginx" / "nginx.conf").read_text()
+    conf = conf.replace("127.0.0.11", "127.0.0.1").replace("/tmp/", f"{tmp_path}/")  # noqa: S108
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    for name, server in upstreams.items():
+        conf = conf.replace(
+            f"http://{name}:{SERVICES[name]}", f"http://127.0.0.1:{server.server_address[1]}"
+        )
+    (tmp_path / "nginx.conf").write_text(conf)
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{base}/nginx-health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        statuses = [
+            httpx.get(f"{base}{path}", timeout=5).status_code
+            for path in ("/api/stores?page=2", "/push/devices", "/auth/kakao/callback?code=x")
+        ]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+        for server in upstreams.values():
+            server.shutdown()
+            server.server_close()
+
+    assert statuses == [200, 200, 200]
+    assert seen == [
+        ("api", "/stores?page=2", "/api"),
+        ("push", "/devices", "/push"),
+        ("auth", "/auth/kakao/callback?code=x", ""),
+    ]
