@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,9 @@ def _fresh_database(name: str) -> None:
         admin.execute(f"CREATE DATABASE {name}")
 
 
-def _timed_import(path: Path, env: dict[str, str]) -> tuple[float, dict[str, object]]:
+def _timed_import(path: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of the whole command, and its summary plus the CPU seconds it used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", _IMPORT_STORES, str(path), "--json", "--no-progress"],
@@ -80,9 +83,13 @@ def _timed_import(path: Path, env: dict[str, str]) -> tuple[float, dict[str, obj
         check=False,
     )
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"import-stores failed ({done.returncode}):\n{done.stderr}")
-    return seconds, json.loads(done.stdout)
+    summary: dict[str, Any] = json.loads(done.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    summary["client_cpu_seconds"] = round(cpu, 2)
+    return seconds, summary
 
 
 def _baseline(path: Path, rows: int) -> tuple[int, float, int]:
@@ -188,6 +195,7 @@ def main() -> int:
         "selected_rows": selected,
         "import_seconds": round(first, 2),
         "import_phases_seconds": summary.get("seconds"),
+        "import_client_cpu_seconds": summary["client_cpu_seconds"],
         "reimport_unchanged_seconds": round(again, 2),
         "reimport_counts": {
             k: summary_again[k] for k in ("imported", "updated", "unchanged", "closed")
@@ -218,7 +226,8 @@ def _markdown(r: dict[str, Any]) -> str:
         ("selected (food + food retail)", f"{r['selected_rows']:,} rows", ""),
         (
             "**import-stores into an empty PostgreSQL** (the whole command)",
-            f"**{r['import_seconds']} s** (database phases {r['import_phases_seconds']})",
+            f"**{r['import_seconds']} s** wall (database phases {r['import_phases_seconds']}; "
+            f"the command's own CPU time {r['import_client_cpu_seconds']} s)",
             "≤ 30 s",
         ),
         (

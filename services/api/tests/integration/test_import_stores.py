@@ -288,3 +288,20 @@ def test_an_interrupted_import_leaves_the_api_untouched_and_resumes(
     assert f"read      {prepared.read:,}" in captured.out
     assert len(stores(engine)) == len(prepared.records)
     assert checkpoint(engine, key) is None
+
+
+def test_a_store_whose_row_is_rejected_this_time_is_not_closed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = [row | FOOD for row in real_rows()]
+    write_rows(rows, first := tmp_path / "s_202603.csv")
+    write_rows(
+        [rows[0], rows[1] | {"경도": "", "위도": ""}, rows[2]], second := tmp_path / "s_202606.csv"
+    )
+
+    assert import_stores([str(first), "--no-progress"]) == 0
+    assert import_stores([str(second), "--no-progress", "--rejects", str(tmp_path / "r.csv")]) == 0
+
+    found = stores(engine)
+    assert found["MA0106202201A1955471"]["closed_at"] is None
+    assert found["MA0106202201A1955471"]["lon"] == 126.923610369027  # kept from the last good row

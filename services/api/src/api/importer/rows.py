@@ -69,6 +69,7 @@ class Reject:
     line: int
     reason: str
     row: list[str]
+    store_id: str = ""  # as the file has it (a rejected row still says "this store exists")
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _prepare_file(
     c_road, c_lot, c_lon, c_lat = ix["도로명주소"], ix["지번주소"], ix["경도"], ix["위도"]
 
     def reject(row: list[str], line: int, reason: str) -> None:
-        out.rejects.append(Reject(raw.path, line, reason, row))
+        out.rejects.append(Reject(raw.path, line, reason, row, row[c_id].strip()))
 
     out.read += raw.skipped
     if progress is not None:
@@ -233,7 +234,7 @@ def _assign_areas(out: Prepared) -> None:
             out.district_from_polygon += 1
         elif not record.district_code:
             path, line, row = out.origins[i]
-            out.rejects.append(Reject(path, line, "unknown_district", row))
+            out.rejects.append(Reject(path, line, "unknown_district", row, record.id))
             continue
         if i in dong_for:
             dong = dong_for[i]

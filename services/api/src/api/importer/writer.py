@@ -296,9 +296,8 @@ def _stage(
                     progress(min(step, len(prepared.records) - n))
             # Rejected rows still say "this store is in the file": they must not be closed.
             staged = {r.id for r in prepared.records}
-            id_at = prepared.header.index("상가업소번호") if prepared.header else 0
             for reject in prepared.rejects:
-                store_id = reject.row[id_at].strip() if id_at < len(reject.row) else ""
+                store_id = reject.store_id
                 if store_id and store_id not in staged:
                     staged.add(store_id)
                     copy.write_row((store_id, True, *([None] * 11)))
@@ -365,9 +364,8 @@ def _load_sqlite(
         conn.execute(text("DELETE FROM import_staging"))
         rows = [_sqlite_row(r) for r in prepared.records]
         seen = {r.id for r in prepared.records}
-        id_at = prepared.header.index("상가업소번호") if prepared.header else 0
         for reject in prepared.rejects:
-            store_id = reject.row[id_at].strip() if id_at < len(reject.row) else ""
+            store_id = reject.store_id
             if store_id and store_id not in seen:
                 seen.add(store_id)
                 rows.append({"id": store_id, "rejected": 1} | dict.fromkeys(_SQLITE_FIELDS))
