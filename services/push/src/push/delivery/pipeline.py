@@ -19,7 +19,7 @@ from contracts import Event, parse_event
 from push.alerts import OperatorChannel
 from push.delivery.models import Delivery, DeliveryStatus
 from push.delivery.sender import Notification, Outcome, Sender, SendResult
-from push.delivery.service import Policy, claim_event, plan_deliveries
+from push.delivery.service import Policy, claim_events, plan_deliveries
 from push.device.models import Device
 from servicekit.bus import IncomingRecord, OutgoingRecord, Publisher
 
@@ -85,9 +85,12 @@ class Pipeline:
         if events:
             now = datetime.now(UTC)
             async with self._sessions() as session, session.begin():
-                for record, event in events:
-                    if await claim_event(session, event, record):
-                        await plan_deliveries(session, event, self._policy, now)
+                new = await claim_events(session, [(e, r) for r, e in events])
+                fresh: dict[uuid.UUID, Event] = {}
+                for _, event in events:
+                    if event.event_id in new:
+                        fresh.setdefault(event.event_id, event)
+                await plan_deliveries(session, list(fresh.values()), self._policy, now)
             failed = await self._send_pending([e.event_id for _, e in events])
             dead_letters += [(r, failed[e.event_id]) for r, e in events if e.event_id in failed]
         if dead_letters:
@@ -106,8 +109,20 @@ class Pipeline:
             return list(rows)
 
     async def _send_pending(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """Sends every pending delivery of these events; the events that still fail, and why."""
-        todo = await self._pending(event_ids)
+        """Sends every pending delivery of these events; the events that still fail, and why.
+
+        Chunk by chunk, each chunk's answers recorded before the next is sent: a crash can
+        repeat at most one chunk (``fcm.batch_size``; 1 makes it at most one message).
+        """
+        pending = await self._pending(event_ids)
+        failed: dict[uuid.UUID, str] = {}
+        size = self._sender.max_batch
+        for start in range(0, len(pending), size):
+            for event_id, reason in (await self._send_chunk(pending[start : start + size])).items():
+                failed.setdefault(event_id, reason)
+        return failed
+
+    async def _send_chunk(self, todo: list[Delivery]) -> dict[uuid.UUID, str]:
         failed: dict[uuid.UUID, str] = {}
         attempt = 0
         while todo:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import distinct, func, select
@@ -27,7 +29,9 @@ from push.db import insert_ignoring_conflicts
 from push.delivery import messages
 from push.delivery.models import Delivery, DeliveryStatus, ProcessedEvent
 from push.device import repository as devices
+from push.device.models import Device
 from push.subscription import repository as subscriptions
+from push.subscription.models import NotificationPreference
 from push.subscription.service import in_quiet_hours
 from servicekit.bus import IncomingRecord
 
@@ -40,18 +44,27 @@ class Policy:
     default_daily_cap: int
 
 
-async def claim_event(session: AsyncSession, event: Event, record: IncomingRecord) -> bool:
-    """Records the event as processed; False when it already was (a redelivery)."""
+async def claim_events(
+    session: AsyncSession, claims: Sequence[tuple[Event, IncomingRecord]]
+) -> set[uuid.UUID]:
+    """Records the events as processed; returns the ids that were new (not redeliveries)."""
+    if not claims:
+        return set()
+    rows = [
+        {
+            "event_id": event.event_id,
+            "type": event.type,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        for event, record in claims
+    ]
     result = await session.execute(
-        insert_ignoring_conflicts(session, ProcessedEvent).values(
-            event_id=event.event_id,
-            type=event.type,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
+        insert_ignoring_conflicts(session, ProcessedEvent).returning(ProcessedEvent.event_id),
+        rows,
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return set(result.scalars())
 
 
 async def _audience(  # noqa: PLR0911 — one case per event type
@@ -110,49 +123,78 @@ async def _promotions_today(
     return {str(user): int(count) for user, count in rows.all()}
 
 
+def _promotion_status(
+    pref: NotificationPreference | None,
+    counts: dict[str, int],
+    user: str,
+    policy: Policy,
+    local_now: datetime,
+) -> str:
+    """Quiet hours hold a deal back; past the daily cap it is dropped; else it counts."""
+    cap = policy.default_daily_cap
+    if pref is not None and pref.daily_cap is not None:
+        cap = pref.daily_cap
+    if in_quiet_hours(pref, local_now):
+        return DeliveryStatus.HELD
+    if counts.get(user, 0) >= cap:
+        return DeliveryStatus.CAPPED
+    counts[user] = counts.get(user, 0) + 1  # later events of this batch see it
+    return DeliveryStatus.PENDING
+
+
+@dataclass
+class _Planned:
+    event: Event
+    text: messages.Text
+    users: list[str]
+    promotional: bool
+
+
 async def plan_deliveries(
-    session: AsyncSession, event: Event, policy: Policy, now: datetime
+    session: AsyncSession, events: Sequence[Event], policy: Policy, now: datetime
 ) -> int:
-    """Applies what the event teaches and inserts one delivery per (event, device); returns how
-    many will be sent (held and capped ones are recorded, not sent)."""
-    text, users, promotional = await _audience(session, event)
-    if text is None or not users:
+    """Applies what each event teaches, in order, and inserts one delivery per (event, device)
+    in one statement; returns how many will be sent (held and capped ones are recorded only)."""
+    planned: list[_Planned] = []
+    for event in events:
+        text, users, promotional = await _audience(session, event)
+        if text is not None and users:
+            planned.append(_Planned(event, text, users, promotional))
+    if not planned:
         return 0
-    targets = await devices.of_users(session, users)
-    if not targets:
-        return 0
-    status_of: dict[str, str] = dict.fromkeys(users, DeliveryStatus.PENDING)
-    if promotional:
-        local_now = now.astimezone(policy.timezone)
+    all_users = {u for p in planned for u in p.users}
+    by_user: dict[str, list[Device]] = {}
+    for device in await devices.of_users(session, all_users):
+        by_user.setdefault(device.user_id, []).append(device)
+    promo_users = {u for p in planned if p.promotional for u in p.users if u in by_user}
+    local_now = now.astimezone(policy.timezone)
+    prefs = await subscriptions.preferences_of(session, promo_users) if promo_users else {}
+    counts: dict[str, int] = {}
+    if promo_users:
         day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        prefs = await subscriptions.preferences_of(session, users)
-        counts = await _promotions_today(session, users, day_start)
-        for user in users:
-            pref = prefs.get(user)
-            cap = (
-                policy.default_daily_cap
-                if pref is None or pref.daily_cap is None
-                else pref.daily_cap
-            )
-            if in_quiet_hours(pref, local_now):
-                status_of[user] = DeliveryStatus.HELD
-            elif counts.get(user, 0) >= cap:
-                status_of[user] = DeliveryStatus.CAPPED
-    rows = [
-        {
-            "event_id": event.event_id,
-            "device_id": device.id,
-            "user_id": device.user_id,
-            "target_kind": device.target_kind,
-            "target": device.target,
-            "title": text.title,
-            "body": text.body,
-            "data": text.data,
-            "promotional": promotional,
-            "status": status_of[device.user_id],
-            "attempts": 0,
-        }
-        for device in targets
-    ]
-    await session.execute(insert_ignoring_conflicts(session, Delivery), rows)
+        counts = await _promotions_today(session, promo_users, day_start)
+    rows: list[dict[str, Any]] = []
+    for p in planned:
+        for user in p.users:
+            status = DeliveryStatus.PENDING
+            if p.promotional and user in by_user:
+                status = _promotion_status(prefs.get(user), counts, user, policy, local_now)
+            rows += [
+                {
+                    "event_id": p.event.event_id,
+                    "device_id": device.id,
+                    "user_id": user,
+                    "target_kind": device.target_kind,
+                    "target": device.target,
+                    "title": p.text.title,
+                    "body": p.text.body,
+                    "data": p.text.data,
+                    "promotional": p.promotional,
+                    "status": status,
+                    "attempts": 0,
+                }
+                for device in by_user.get(user, [])
+            ]
+    if rows:
+        await session.execute(insert_ignoring_conflicts(session, Delivery), rows)
     return sum(1 for r in rows if r["status"] == DeliveryStatus.PENDING)

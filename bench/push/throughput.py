@@ -1,0 +1,171 @@
+"""Push throughput to the FCM stand-in: firebase-admin's ``send_each_async`` (what push uses)
+against the plain thread-pool ``send_each``, same messages, same run.
+
+    uv run python bench/push/throughput.py --messages 20000 --batch 100
+
+The stand-in runs as its own process (``python -m standins.fcm``) so it does not share the
+sender's interpreter. Results go to stdout and, with --out, to a JSON file; the goal (issue 7):
+≥ 2,000 notifications/s and ≥ 3× the thread-pool send_each, on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import firebase_admin  # type: ignore[import-untyped]
+from firebase_admin import credentials, messaging
+
+from push.delivery.fcm import FcmSender
+from push.delivery.sender import Notification, Outcome
+from push.settings import FcmSettings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the FCM stand-in exited; run `python -m standins.fcm --help`")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the FCM stand-in did not listen on {port} within 30 s")
+
+
+def _notifications(count: int) -> list[Notification]:
+    return [
+        Notification(
+            "token",
+            f"bench-{uuid.uuid4().hex}",
+            "마감빵집 마감 할인 40%",
+            "소금빵 3개 6,000원 (정가 10,000원) · 4개 남음 · 21:30까지 픽업",
+            {"type": "deal.published", "deal_id": str(uuid.uuid4()), "route": "magam://deals/x"},
+        )
+        for _ in range(count)
+    ]
+
+
+async def _async_rate(settings: FcmSettings, notes: list[Notification], batch: int) -> float:
+    sender = FcmSender(settings)
+    try:
+        await sender.send(notes[:batch])  # warm-up: connections, the self-signed JWT
+        started = time.perf_counter()
+        done = 0
+        for start in range(0, len(notes), batch):
+            results = await sender.send(notes[start : start + batch])
+            done += sum(1 for r in results if r.outcome == Outcome.SENT)
+            print(f"\r  send_each_async: {done}/{len(notes)}", end="", file=sys.stderr)
+        elapsed = time.perf_counter() - started
+    finally:
+        await sender.aclose()
+    print(file=sys.stderr)
+    if done != len(notes):
+        raise SystemExit(f"only {done} of {len(notes)} accepted: check the stand-in's log")
+    return len(notes) / elapsed
+
+
+def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: int) -> float:
+    assert settings.credentials_file is not None
+    info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
+    app = firebase_admin.initialize_app(
+        credentials.Certificate(info), {"projectId": settings.project_id}, name="bench-sync"
+    )
+    session = messaging._get_messaging_service(app)._client.session
+    # send_each mounts its pooled adapter on https://fcm.googleapis.com only; give the
+    # stand-in's http:// URL the same pool so the comparison is fair.
+    session.mount("http://", messaging.requests.adapters.HTTPAdapter(pool_connections=100,
+                                                                    pool_maxsize=100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        messages = [
+            messaging.Message(token=n.target, data=n.data,
+                              notification=messaging.Notification(n.title, n.body))
+            for n in notes
+        ]
+    try:
+        messaging.send_each(messages[:batch], app=app)
+        started = time.perf_counter()
+        done = 0
+        for start in range(0, len(messages), batch):
+            response = messaging.send_each(messages[start : start + batch], app=app)
+            done += response.success_count
+            print(f"\r  send_each (threads): {done}/{len(messages)}", end="", file=sys.stderr)
+        elapsed = time.perf_counter() - started
+    finally:
+        firebase_admin.delete_app(app)
+    print(file=sys.stderr)
+    if done != len(messages):
+        raise SystemExit(f"only {done} of {len(messages)} accepted by send_each")
+    return len(messages) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per method")
+    parser.add_argument("--batch", type=int, default=100, help="messages per call (≤ 500)")
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    args = parser.parse_args()
+
+    port = _free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="push-bench-"))
+    sa = workdir / "service-account.json"
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "standins.fcm", "--port", str(port), "--service-account", str(sa)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, standin)
+        settings = FcmSettings(
+            sender="fcm",
+            project_id="magam-local",
+            credentials_file=sa,
+            send_url=f"http://127.0.0.1:{port}/v1/projects/{{project}}/messages:send",
+            batch_size=args.batch,
+        )
+        print(f"{args.messages} messages, {args.batch} per call, stand-in :{port}", file=sys.stderr)
+        async_rate = asyncio.run(_async_rate(settings, _notifications(args.messages), args.batch))
+        sync_rate = _threadpool_rate(settings, _notifications(args.messages), args.batch)
+    finally:
+        standin.terminate()
+        standin.wait()
+    result: dict[str, Any] = {
+        "bench": "push-throughput",
+        "messages": args.messages,
+        "batch": args.batch,
+        "send_each_async_per_s": round(async_rate),
+        "send_each_threadpool_per_s": round(sync_rate),
+        "ratio": round(async_rate / sync_rate, 2),
+        "goal": {"per_s": 2000, "ratio": 3.0},
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Two push replicas (real processes) share 10,000 events on a 2-partition topic; one is killed
+with SIGKILL mid-way. Every expected (event, device) notification reaches the FCM stand-in; a
+duplicate is possible only for a message FCM accepted just before the kill, so with
+``fcm.batch_size=1`` there is at most one per crash — the test counts and prints them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from conftest import REPO, Infra
+from contracts import OrderStatus, OrderStatusChanged, OrderStatusChangedData, serialize_event
+from push.db import Base
+from push.device.models import Device
+from servicekit.db import prepare_schema
+from servicekit.kafka import ensure_topics
+from standins.fcm import RunningFcm
+from standins.server import free_port
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 10_000
+CUSTOMERS = 200
+STORES = 40
+
+
+def _events(run: str, customers: list[str]) -> list[OrderStatusChanged]:
+    return [
+        OrderStatusChanged(
+            key=f"S-{run}-{i % STORES}",
+            data=OrderStatusChangedData(
+                order_id=uuid.uuid4(),
+                deal_id=uuid.uuid4(),
+                store_id=f"S-{run}-{i % STORES}",
+                store_name="마감빵집",
+                deal_name="소금빵 3개",
+                customer_id=customers[i % len(customers)],
+                from_status=OrderStatus.ACCEPTED,
+                to_status=OrderStatus.READY,
+                changed_by="m",
+            ),
+        )
+        for i in range(EVENTS)
+    ]
+
+
+async def _seed_devices(infra: Infra, customers: list[str]) -> dict[str, list[str]]:
+    """Each customer one token, every fourth also a Firebase installation id."""
+    url = f"postgresql+psycopg://{infra.pg_user}:{infra.pg_password}@{infra.pg_host}:{infra.pg_port}/push"
+    engine = create_async_engine(url)
+    targets: dict[str, list[str]] = {}
+    try:
+        await prepare_schema(engine, Base.metadata)
+        now = datetime.now(UTC)
+        rows = []
+        for n, customer in enumerate(customers):
+            kinds = [("token", f"tok-{customer}")]
+            if n % 4 == 0:
+                kinds.append(("fid", f"fid-{customer}"))
+            targets[customer] = [t for _, t in kinds]
+            rows += [
+                {
+                    "id": uuid.uuid4(),
+                    "user_id": customer,
+                    "target_kind": k,
+                    "target": t,
+                    "platform": "android",
+                    "locale": "ko-KR",
+                    "created_at": now,
+                    "last_seen_at": now,
+                }
+                for k, t in kinds
+            ]
+        async with engine.begin() as conn:
+            await conn.execute(insert(Device), rows)
+    finally:
+        await engine.dispose()
+    return targets
+
+
+async def _produce(bootstrap: str, topic: str, events: list[OrderStatusChanged]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        acks = [await producer.send(topic, serialize_event(e), key=e.key.encode()) for e in events]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+
+def _replica(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from push.main import serve; serve()"],
+        env={**env, "PUSH_HTTP__PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _assigned(log: Path, topic: str) -> list[str]:
+    """The partitions of ``topic`` a replica holds, from its latest assignment log line."""
+    latest: list[str] = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"partitions assigned"' in line:
+            latest = [p for p in json.loads(line)["partitions"] if p.startswith(topic)]
+    return latest
+
+
+def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for: {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def replicas_env(prod_profile: Infra, fcm: RunningFcm) -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        **fcm.env(),
+        "PUSH_CONSUMER__GROUP_ID": f"push-crash-{run}",
+        "PUSH_CONSUMER__TOPICS": json.dumps([f"crash-order-{run}"]),
+        "PUSH_CONSUMER__SESSION_TIMEOUT_MS": "6000",
+        "PUSH_CONSUMER__HEARTBEAT_INTERVAL_MS": "1000",
+        # One message per FCM call, recorded before the next: a crash repeats at most one.
+        "PUSH_FCM__BATCH_SIZE": "1",
+        "PUSH_LOG__LEVEL": "INFO",
+    }
+
+
+def test_killing_one_replica_mid_stream_loses_nothing_and_repeats_at_most_one(
+    prod_profile: Infra, fcm: RunningFcm, replicas_env: dict[str, str]
+) -> None:
+    topic = json.loads(replicas_env["PUSH_CONSUMER__TOPICS"])[0]
+    run = topic.rsplit("-", 1)[1]
+    customers = [f"crash-{run}-{n}" for n in range(CUSTOMERS)]
+    targets = asyncio.run(_seed_devices(prod_profile, customers))
+    events = _events(run, customers)
+    expected = Counter((str(e.event_id), t) for e in events for t in targets[e.data.customer_id])
+    asyncio.run(ensure_topics(prod_profile.kafka_bootstrap, [topic], partitions=2))
+
+    keep = Path(tempfile.mkdtemp(prefix="push-crash-"))  # outlives pytest's tmp rotation
+    logs = [keep / "replica-a.log", keep / "replica-b.log"]
+    print("replica logs:", *logs)
+    ports = [free_port(), free_port()]
+    with ExitStack() as stack:
+        procs = [_replica(replicas_env, port, log) for port, log in zip(ports, logs, strict=True)]
+        for proc in procs:
+            stack.callback(_reap, proc)
+        _wait(
+            "each replica holds one partition",
+            lambda: all(len(_assigned(log, topic)) == 1 for log in logs),
+            60,
+        )
+        asyncio.run(_produce(prod_profile.kafka_bootstrap, topic, events))
+        _wait(
+            "a third delivered", lambda: len(fcm.fake.received) >= sum(expected.values()) // 3, 60
+        )
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        killed_at = len(fcm.fake.received)
+        _wait(
+            "every expected notification",
+            lambda: set(expected)
+            <= {(r.data.get("event_id", ""), r.target) for r in fcm.fake.accepted()},
+            120,
+        )
+        time.sleep(1.0)  # anything sent twice would have arrived by now
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/healthz").status_code == 200
+        procs[1].send_signal(signal.SIGTERM)
+        procs[1].wait(timeout=20)
+
+    received = Counter((r.data.get("event_id", ""), r.target) for r in fcm.fake.accepted())
+    duplicates = sum(n - 1 for n in received.values() if n > 1)
+    print(
+        f"expected {sum(expected.values())} notifications for {EVENTS} events; "
+        f"received {sum(received.values())}; killed replica A after {killed_at}; "
+        f"duplicates {duplicates}"
+    )
+    assert set(received) == set(expected)  # nothing lost, nothing extra
+    assert duplicates <= 1  # one crash: at most the one message in flight
