@@ -18,6 +18,9 @@ from api.deal.router import public_router as deal_public_router
 from api.deal.router import router as deal_router
 from api.demo import seed_demo_stores
 from api.favorite.router import router as favorite_router
+from api.geofence.router import admin_router as geofence_admin_router
+from api.geofence.router import router as geofence_router
+from api.geofence.runtime import GeofenceRuntime
 from api.order.router import customer_router as order_customer_router
 from api.order.router import manager_router as order_manager_router
 from api.outbox import OutboxRelay
@@ -48,8 +51,9 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
         app.state.sessions = sessions = session_factory(engine)
         await prepare_schema(engine, Base.metadata)
         publisher: Publisher
+        local_bus = bus or InProcessBus()
         if settings.uses_embedded_infrastructure:
-            publisher = (bus or InProcessBus()).publisher()
+            publisher = local_bus.publisher()
         else:
             publisher = KafkaPublisher(settings.kafka.bootstrap_servers, client_id="api")
         if settings.seed_demo_data:
@@ -78,12 +82,26 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
         if settings.outbox.relay_enabled:
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         tasks.append(asyncio.create_task(sweeper.run(), name="sweeper"))
+        geofence = None
+        if settings.geofence.enabled:
+            geofence = GeofenceRuntime(
+                settings.geofence,
+                sessions,
+                kafka_bootstrap=None
+                if settings.uses_embedded_infrastructure
+                else settings.kafka.bootstrap_servers,
+                bus=local_bus,
+            )
+            await geofence.start()
+        app.state.geo_cache = geofence.cache if geofence else None
         log.info("api started", extra={"profile": settings.profile, "port": settings.http.port})
         try:
             yield
         finally:
             await relay.stop()
             await sweeper.stop()
+            if geofence is not None:
+                await geofence.stop()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,6 +130,8 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
         order_manager_router,
         order_customer_router,
         favorite_router,
+        geofence_router,
+        geofence_admin_router,
     ):
         app.include_router(router)
     install_config_refresh(app, settings, bus)  # /admin/config + the config-bus listener

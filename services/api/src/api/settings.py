@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from api.geofence.settings import GeofenceSettings
 from servicekit.config import DatabaseSettings, HttpSettings, ServiceSettings
 
 
@@ -41,4 +42,5 @@ class ApiSettings(ServiceSettings):
     auth: TokenVerifierSettings = TokenVerifierSettings()
     outbox: OutboxSettings = OutboxSettings()
     orders: OrderSettings = OrderSettings()
+    geofence: GeofenceSettings = GeofenceSettings()
     seed_demo_data: bool = False

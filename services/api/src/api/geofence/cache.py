@@ -1,0 +1,225 @@
+"""Stores with live deals, cached per district (the 25 자치구), each with its own grid index.
+
+One cache per api replica. It fills from the database district by district (a district answers
+from the cache once it is loaded) and follows the ``stock`` topic: every event names a deal, whose
+row is read again and put in or taken out. Deals expire by time without an event, so prices and
+liveness are always computed at query time; :meth:`GeoCache.purge` drops expired deals.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from api.deal.models import Deal
+from api.deal.pricing import MarkdownStep, price_at
+from api.geofence.index import DistrictGrid, Hits, in_box, within
+from api.store.models import Store
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDeal:
+    """What the nearby list shows of a deal, and what its current price needs."""
+
+    id: uuid.UUID
+    store_id: str
+    name: str
+    original_price_krw: int
+    price_krw: int
+    stock: int
+    pickup_start_at: datetime
+    pickup_end_at: datetime
+    markdown: tuple[MarkdownStep, ...]
+    photo_url: str | None
+
+    @classmethod
+    def of(cls, deal: Deal) -> CachedDeal:
+        return cls(
+            id=deal.id,
+            store_id=deal.store_id,
+            name=deal.name,
+            original_price_krw=deal.original_price_krw,
+            price_krw=deal.price_krw,
+            stock=deal.stock,
+            pickup_start_at=deal.pickup_start_at,
+            pickup_end_at=deal.pickup_end_at,
+            markdown=tuple(
+                MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in deal.markdown
+            ),
+            photo_url=deal.photo_url,
+        )
+
+    def live_at(self, now: datetime) -> bool:
+        return self.stock > 0 and now < self.pickup_end_at
+
+    def price_at(self, now: datetime) -> int:
+        return price_at(
+            self.original_price_krw, self.price_krw, self.markdown, self.pickup_end_at, now
+        )
+
+
+@dataclass(slots=True)
+class CachedStore:
+    id: str
+    name: str
+    category_code: str
+    district_code: str
+    lat: float
+    lon: float
+    deals: dict[uuid.UUID, CachedDeal] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, store: Store) -> CachedStore:
+        return cls(
+            id=store.id,
+            name=store.name,
+            category_code=store.category_code,
+            district_code=store.district_code,
+            lat=store.location.lat,
+            lon=store.location.lon,
+        )
+
+
+class District:
+    """One district's stores with live deals, and a grid over them rebuilt when the set changes."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.stores: dict[str, CachedStore] = {}
+        self.loaded = False
+        self._grid: DistrictGrid | None = None
+
+    @property
+    def grid(self) -> DistrictGrid:
+        if self._grid is None:
+            stores = list(self.stores.values())
+            self._grid = DistrictGrid(
+                [s.id for s in stores], [s.lat for s in stores], [s.lon for s in stores]
+            )
+        return self._grid
+
+    def changed(self) -> None:
+        self._grid = None
+
+    @property
+    def deal_count(self) -> int:
+        return sum(len(s.deals) for s in self.stores.values())
+
+    def nbytes(self) -> int:
+        """An estimate: the grid's arrays plus the entries' objects (not the shared strings)."""
+        deal = sys.getsizeof(uuid.UUID(int=0)) + 10 * 8 + 2 * 48 + 64  # slots, datetimes, dict slot
+        store = 7 * 8 + 64 + 232  # slots + the deals dict's base
+        grid = self._grid.nbytes if self._grid is not None else 0
+        return grid + store * len(self.stores) + deal * self.deal_count
+
+
+class GeoCache:
+    """Every district's live deals; ``max_deals`` bounds memory (past it, districts stay cold)."""
+
+    def __init__(self, max_deals: int = 2_000_000) -> None:
+        self.max_deals = max_deals
+        self.districts: dict[str, District] = {}
+        self.stores: dict[str, CachedStore] = {}
+        self.deals: dict[uuid.UUID, CachedStore] = {}
+        self.warm = False  # every district with live deals is loaded
+        self.full = False  # the bound was hit: answers come from PostGIS until a reload
+
+    def district(self, code: str) -> District:
+        found = self.districts.get(code)
+        if found is None:
+            found = self.districts[code] = District(code)
+        return found
+
+    def load_district(self, code: str, rows: Iterable[tuple[Deal, Store]], now: datetime) -> bool:
+        """Replace a district's content with these rows; False if the memory bound forbids it."""
+        district = self.district(code)
+        for store in district.stores.values():
+            self.stores.pop(store.id, None)
+            for deal_id in store.deals:
+                self.deals.pop(deal_id, None)
+        district.stores.clear()
+        district.loaded = False
+        district.changed()
+        rows = list(rows)
+        if len(self.deals) + len(rows) > self.max_deals:
+            self.full = True
+            return False
+        for deal, row_store in rows:
+            self._put(deal, row_store, now)
+        district.loaded = True
+        return True
+
+    def apply(self, deal: Deal, store: Store, now: datetime) -> None:
+        """A deal as it is now: cached if live, dropped otherwise."""
+        self._drop(deal.id)
+        if deal.closed_at is None and deal.stock > 0 and now < deal.pickup_end_at:
+            if len(self.deals) >= self.max_deals:
+                self.full = True
+                return
+            self._put(deal, store, now)
+
+    def forget(self, deal_id: uuid.UUID) -> None:
+        """A deal that no longer exists."""
+        self._drop(deal_id)
+
+    def _put(self, deal: Deal, store: Store, now: datetime) -> None:
+        cached = self.stores.get(store.id)
+        if cached is None:
+            cached = self.stores[store.id] = CachedStore.of(store)
+            district = self.district(cached.district_code)
+            district.stores[store.id] = cached
+            district.changed()
+        cached.deals[deal.id] = CachedDeal.of(deal)
+        self.deals[deal.id] = cached
+
+    def _drop(self, deal_id: uuid.UUID) -> None:
+        store = self.deals.pop(deal_id, None)
+        if store is None:
+            return
+        store.deals.pop(deal_id, None)
+        if not store.deals:
+            self.stores.pop(store.id, None)
+            district = self.districts[store.district_code]
+            district.stores.pop(store.id, None)
+            district.changed()
+
+    def purge(self, now: datetime) -> int:
+        """Drop deals whose pickup window has ended; returns how many."""
+        expired = [
+            deal_id
+            for deal_id, store in self.deals.items()
+            if not store.deals[deal_id].live_at(now)
+        ]
+        for deal_id in expired:
+            self._drop(deal_id)
+        return len(expired)
+
+    @property
+    def serving(self) -> bool:
+        """Whether answers may come from the cache (else from PostGIS)."""
+        return self.warm and not self.full
+
+    def within(self, lat: float, lon: float, radius_m: float) -> Hits:
+        return within((d.grid for d in self.districts.values() if d.stores), lat, lon, radius_m)
+
+    def in_box(
+        self, south: float, west: float, north: float, east: float
+    ) -> list[tuple[str, float, float]]:
+        return in_box(
+            (d.grid for d in self.districts.values() if d.stores), south, west, north, east
+        )
+
+    def stats(self) -> list[dict[str, object]]:
+        return [
+            {
+                "district_code": d.code,
+                "loaded": d.loaded,
+                "stores": len(d.stores),
+                "deals": d.deal_count,
+                "bytes": d.nbytes(),
+            }
+            for d in sorted(self.districts.values(), key=lambda d: d.code)
+        ]

@@ -1,0 +1,217 @@
+"""Keeps a replica's cache fresh: a cold load from the database, then the ``stock`` topic.
+
+Every replica must see every event, so the Kafka feed assigns itself all partitions of ``stock``
+(no consumer group, nothing committed) and starts at their end *before* the cold load begins:
+an event committed during the load is not missed. Events name a deal; its row is read again (in
+batches) and put into or taken out of the cache — exact, whatever the event carried. Events that
+arrive while districts are still loading are read again once the load is done, so an older
+snapshot of a district can never win over a newer event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.geofence import repository
+from api.geofence.cache import GeoCache
+from contracts import TOPIC_STOCK, DealPublished, StockChanged, parse_event
+from servicekit.bus import InProcessBus
+from servicekit.kafka import ensure_topics
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class StockFeed(Protocol):
+    async def start(self) -> None:
+        """Positioned: events committed after this returns will be delivered."""
+        ...
+
+    async def next_batch(self) -> list[bytes]:
+        """The next events' values (may be empty after a short wait)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class KafkaStockFeed:
+    """All partitions of ``stock``, from their end, without a group: a broadcast."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        await ensure_topics(self._bootstrap, [TOPIC_STOCK])
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        try:
+            await consumer.start()
+            # Without a subscription the consumer tracks no topic's metadata: ask for all of it.
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(TOPIC_STOCK)
+            if not partitions:
+                raise RuntimeError(f"topic {TOPIC_STOCK!r} has no partitions yet")
+            assigned = [TopicPartition(TOPIC_STOCK, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_end(*assigned)
+            for tp in assigned:  # resolve the end offsets now, not at the first fetch
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    async def next_batch(self) -> list[bytes]:
+        assert self._consumer is not None, "start() first"
+        batches = await self._consumer.getmany(timeout_ms=200)
+        return [m.value for records in batches.values() for m in records if m.value is not None]
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+class BusStockFeed:
+    """The local profile's in-process bus, read from the start (it holds only this run)."""
+
+    def __init__(self, bus: InProcessBus) -> None:
+        self._bus = bus
+        self._offset = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def next_batch(self) -> list[bytes]:
+        records = self._bus.read(TOPIC_STOCK, self._offset)
+        if not records:
+            await asyncio.sleep(0.05)
+            return []
+        self._offset += len(records)
+        return [r.value for r in records]
+
+    async def stop(self) -> None:
+        return None
+
+
+def deal_ids(values: Iterable[bytes]) -> list[uuid.UUID]:
+    """The deals these ``stock`` events are about (other events and garbage are skipped)."""
+    found: list[uuid.UUID] = []
+    for value in values:
+        try:
+            event = parse_event(value)
+        except (ValidationError, ValueError):
+            log.warning("unreadable event on the stock topic skipped")
+            continue
+        if isinstance(event, DealPublished | StockChanged):
+            found.append(event.data.deal_id)
+    return found
+
+
+class CacheFollower:
+    """Cold load, then follow; ``purge_every_s`` drops deals whose pickup window ended."""
+
+    def __init__(
+        self,
+        cache: GeoCache,
+        sessions: async_sessionmaker[AsyncSession],
+        feed: StockFeed,
+        clock: Clock,
+        purge_every_s: float = 30.0,
+    ) -> None:
+        self.cache = cache
+        self._sessions = sessions
+        self._feed = feed
+        self._clock = clock
+        self._purge_every_s = purge_every_s
+        self._pending: set[uuid.UUID] = set()
+        self._stopping = asyncio.Event()
+        self.events_applied = 0
+
+    async def start(self) -> None:
+        await self._feed.start()
+
+    async def load(self) -> None:
+        """Fill every district from the database; then the cache is warm."""
+        started = time.perf_counter()
+        async with self._sessions() as session:
+            codes = await repository.districts_with_live_deals(session, self._clock())
+        for code in sorted(codes):
+            async with self._sessions() as session:
+                now = self._clock()
+                rows = await repository.live_deals_in_district(session, code, now)
+            if not self.cache.load_district(code, rows, now):
+                log.warning("geofence cache full: answers come from PostGIS", extra={"at": code})
+                break
+        # Events seen during the load may be older in the snapshot: read those deals again.
+        while self._pending:
+            pending, self._pending = list(self._pending), set()
+            await self._reload(pending)
+        for district in self.cache.districts.values():
+            district.loaded = True
+        self.cache.warm = True
+        log.info(
+            "geofence cache warm",
+            extra={
+                "districts": len(codes),
+                "deals": len(self.cache.deals),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    async def _reload(self, ids: list[uuid.UUID]) -> None:
+        async with self._sessions() as session:
+            rows = await repository.deals_by_id(session, ids)
+        now = self._clock()
+        seen = set()
+        for deal, store in rows:
+            self.cache.apply(deal, store, now)
+            seen.add(deal.id)
+        for missing in set(ids) - seen:
+            self.cache.forget(missing)
+
+    async def on_values(self, values: list[bytes]) -> None:
+        ids = deal_ids(values)
+        if not ids:
+            return
+        if not self.cache.warm:
+            self._pending.update(ids)
+        await self._reload(ids)
+        self.events_applied += len(ids)
+
+    async def follow(self) -> None:
+        last_purge = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                await self.on_values(await self._feed.next_batch())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed reload must not stop following; the next event retries
+                log.exception("geofence follower failed on a batch")
+                await asyncio.sleep(0.5)
+            if time.monotonic() - last_purge > self._purge_every_s:
+                self.cache.purge(self._clock())
+                last_purge = time.monotonic()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(Exception):
+            await self._feed.stop()

@@ -1,0 +1,94 @@
+"""The geofence's SQL: live deals with their store's point, by district, by id, or by PostGIS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deal.models import Deal
+from api.store.models import Store
+
+_LIVE = (Deal.closed_at.is_(None), Deal.stock > 0)
+
+
+def _live_rows() -> Select[Deal, Store]:
+    return select(Deal, Store).join(Store, Store.id == Deal.store_id).where(*_LIVE)
+
+
+async def districts_with_live_deals(session: AsyncSession, now: datetime) -> list[str]:
+    query = (
+        select(Store.district_code)
+        .join(Deal, Deal.store_id == Store.id)
+        .where(*_LIVE, Deal.pickup_end_at > now)
+        .distinct()
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def live_deals_in_district(
+    session: AsyncSession, district_code: str, now: datetime
+) -> Sequence[tuple[Deal, Store]]:
+    query = _live_rows().where(Store.district_code == district_code, Deal.pickup_end_at > now)
+    return [(d, s) for d, s in (await session.execute(query)).all()]
+
+
+async def deals_by_id(
+    session: AsyncSession, deal_ids: Sequence[uuid.UUID]
+) -> Sequence[tuple[Deal, Store]]:
+    """These deals as they are now, live or not."""
+    query = select(Deal, Store).join(Store, Store.id == Deal.store_id).where(Deal.id.in_(deal_ids))
+    return [(d, s) for d, s in (await session.execute(query)).all()]
+
+
+def _point(lat: float, lon: float) -> Any:
+    return func.ST_GeogFromText(literal(f"SRID=4326;POINT({lon!r} {lat!r})"))
+
+
+async def live_deals_within(
+    session: AsyncSession,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    now: datetime,
+    category: str | None,
+    nearest: int | None = None,
+    after: tuple[float, uuid.UUID] | None = None,
+) -> Sequence[tuple[Deal, Store, float]]:
+    """PostGIS answers: live deals whose store is within ``radius_m`` (ST_DWithin on geography).
+
+    With ``nearest``, only that many, closest first (ties by deal id), after the ``after`` cursor.
+    """
+    point = _point(lat, lon)
+    distance = func.ST_Distance(Store.location, point)
+    query = (
+        select(Deal, Store, distance.label("distance"))
+        .join(Store, Store.id == Deal.store_id)
+        .where(
+            *_LIVE,
+            Deal.pickup_end_at > now,
+            func.ST_DWithin(Store.location, point, radius_m),
+        )
+    )
+    if category:
+        query = query.where(Store.category_code.startswith(category, autoescape=True))
+    if nearest is not None:
+        if after is not None:
+            query = query.where(tuple_(distance, Deal.id) > tuple_(literal(after[0]), after[1]))
+        query = query.order_by(distance, Deal.id).limit(nearest)
+    return [(d, s, float(m)) for d, s, m in (await session.execute(query)).all()]
+
+
+async def live_stores_in_box(
+    session: AsyncSession, south: float, west: float, north: float, east: float, now: datetime
+) -> Sequence[tuple[Deal, Store]]:
+    box = func.ST_MakeEnvelope(west, south, east, north, 4326)
+    query = _live_rows().where(
+        Deal.pickup_end_at > now,
+        func.ST_Intersects(func.geometry(Store.location), box),
+    )
+    return [(d, s) for d, s in (await session.execute(query)).all()]

@@ -1,0 +1,285 @@
+"""Nearby deals and the map view: from the cache when it is warm, else from PostGIS."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.deal.pricing import percent_off
+from api.errors import InvalidInput
+from api.geofence import repository
+from api.geofence.cache import CachedDeal, CachedStore, GeoCache
+from api.geofence.schemas import (
+    CacheStats,
+    DistrictStats,
+    MapCluster,
+    MapStore,
+    MapView,
+    NearbyDeal,
+    NearbyPage,
+    NearbySort,
+    Source,
+)
+
+MAX_RADIUS_M = 5_000
+MAX_VIEW_SPAN_DEG = 0.5
+MAX_MARKERS = 200
+CLUSTER_GRID = 8
+
+Key = tuple[float | int, ...]  # the sort values, then the deal id as an int (uuid order)
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    lat: float
+    lon: float
+    radius_m: float = 1_000
+    category: str | None = None
+    sort: NearbySort = NearbySort.DISTANCE
+    cursor: str | None = None
+    limit: int = 20
+
+
+def _key(sort: NearbySort, distance: float, deal: CachedDeal, price: int) -> Key:
+    if sort is NearbySort.DISTANCE:
+        return (distance, deal.id.int)
+    if sort is NearbySort.DISCOUNT:
+        return (-percent_off(deal.original_price_krw, price), distance, deal.id.int)
+    return (deal.pickup_end_at.timestamp(), distance, deal.id.int)
+
+
+def _encode(key: Key, deal_id: uuid.UUID) -> str:
+    return ":".join([*(repr(float(k)) for k in key[:-1]), deal_id.hex])
+
+
+def _decode(sort: NearbySort, cursor: str) -> tuple[Key, uuid.UUID]:
+    parts = cursor.split(":")
+    width = 1 if sort is NearbySort.DISTANCE else 2
+    try:
+        if len(parts) != width + 1:
+            raise ValueError(cursor)
+        deal_id = uuid.UUID(hex=parts[-1])
+        values = tuple(float(p) for p in parts[:-1])
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(cursor)
+    except ValueError as exc:
+        raise InvalidInput("not a cursor of this sort order", field="cursor") from exc
+    return (*values, deal_id.int), deal_id
+
+
+def _check(query: NearbyQuery) -> tuple[Key, uuid.UUID] | None:
+    if not 0 <= query.radius_m <= MAX_RADIUS_M:
+        raise InvalidInput(f"radius must be between 0 and {MAX_RADIUS_M} m", field="radius")
+    return _decode(query.sort, query.cursor) if query.cursor else None
+
+
+def _item(store: CachedStore, deal: CachedDeal, distance: float, price: int) -> NearbyDeal:
+    return NearbyDeal(
+        deal_id=deal.id,
+        store_id=store.id,
+        store_name=store.name,
+        category_code=store.category_code,
+        name=deal.name,
+        lat=store.lat,
+        lon=store.lon,
+        distance_m=round(distance, 1),
+        original_price_krw=deal.original_price_krw,
+        price_krw=price,
+        discount_percent=percent_off(deal.original_price_krw, price),
+        stock=deal.stock,
+        pickup_start_at=deal.pickup_start_at,
+        pickup_end_at=deal.pickup_end_at,
+        photo_url=deal.photo_url,
+    )
+
+
+Ranked = tuple[Key, CachedStore, CachedDeal, float, int]
+
+
+def _rank(
+    store: CachedStore,
+    deals: Iterable[CachedDeal],
+    distance: float,
+    query: NearbyQuery,
+    after: Key | None,
+    now: datetime,
+    into: list[Ranked],
+) -> None:
+    for deal in deals:
+        if not deal.live_at(now):
+            continue
+        price = deal.price_at(now)
+        key = _key(query.sort, distance, deal, price)
+        if after is None or key > after:
+            into.append((key, store, deal, distance, price))
+
+
+def _page(ranked: list[Ranked], query: NearbyQuery, source: Source) -> NearbyPage:
+    ranked.sort(key=lambda r: r[0])
+    page = ranked[: query.limit]
+    return NearbyPage(
+        items=[_item(s, d, dist, p) for _, s, d, dist, p in page],
+        next_cursor=_encode(page[-1][0], page[-1][2].id) if len(ranked) > query.limit else None,
+        source=source,
+    )
+
+
+def _from_cache(
+    cache: GeoCache, query: NearbyQuery, after: Key | None, now: datetime
+) -> NearbyPage:
+    hits = cache.within(query.lat, query.lon, query.radius_m)
+    distances = hits.distances
+    by_distance = query.sort is NearbySort.DISTANCE
+    if by_distance and after is not None:
+        order = np.flatnonzero(distances >= after[0])
+        order = order[np.argsort(distances[order], kind="stable")].tolist()
+    else:
+        order = np.argsort(distances, kind="stable").tolist()
+    stores = cache.stores
+    category = query.category
+    ranked: list[Ranked] = []
+    wanted = query.limit + 1
+    last = -1.0
+    for i in order:
+        distance = float(distances[i])
+        # Distance order: stop once a full page (and every tie at its end) is collected.
+        if by_distance and len(ranked) >= wanted and distance > last:
+            break
+        store = stores[hits.keys[i]]
+        if category and not store.category_code.startswith(category):
+            continue
+        _rank(store, store.deals.values(), distance, query, after, now, ranked)
+        last = distance
+    return _page(ranked, query, "cache")
+
+
+async def _from_postgis(
+    session: AsyncSession, query: NearbyQuery, cursor: tuple[Key, uuid.UUID] | None, now: datetime
+) -> NearbyPage:
+    after = cursor[0] if cursor else None
+    if query.sort is NearbySort.DISTANCE:
+        found = await repository.live_deals_within(
+            session,
+            query.lat,
+            query.lon,
+            query.radius_m,
+            now,
+            query.category,
+            nearest=query.limit + 1,
+            after=(cursor[0][0], cursor[1]) if cursor else None,
+        )
+    else:
+        found = await repository.live_deals_within(
+            session, query.lat, query.lon, query.radius_m, now, query.category
+        )
+    ranked: list[Ranked] = []
+    for deal, store, distance in found:
+        _rank(CachedStore.of(store), [CachedDeal.of(deal)], distance, query, after, now, ranked)
+    return _page(ranked, query, "postgis")
+
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def find_deals_near(
+    cache: GeoCache | None, sessions: Sessions, query: NearbyQuery, now: datetime
+) -> NearbyPage:
+    """Live deals within the radius, sorted, one page; from the cache once it is warm."""
+    cursor = _check(query)
+    if cache is not None and cache.serving:
+        return _from_cache(cache, query, cursor[0] if cursor else None, now)
+    async with sessions() as session:
+        return await _from_postgis(session, query, cursor, now)
+
+
+def _view(
+    stores: list[tuple[CachedStore, list[CachedDeal]]],
+    box: tuple[float, float, float, float],
+    now: datetime,
+    source: Source,
+) -> MapView:
+    shown: list[MapStore] = []
+    for store, deals in stores:
+        live = [d for d in deals if d.live_at(now)]
+        if live:
+            shown.append(
+                MapStore(
+                    store_id=store.id,
+                    name=store.name,
+                    lat=store.lat,
+                    lon=store.lon,
+                    deals=len(live),
+                    lowest_price_krw=min(d.price_at(now) for d in live),
+                )
+            )
+    if len(shown) <= MAX_MARKERS:
+        return MapView(stores=shown, clusters=[], source=source)
+    south, west, north, east = box
+    dlat = (north - south) / CLUSTER_GRID or 1.0
+    dlon = (east - west) / CLUSTER_GRID or 1.0
+    cells: dict[tuple[int, int], list[MapStore]] = {}
+    for s in shown:
+        cell = (
+            min(int((s.lat - south) / dlat), CLUSTER_GRID - 1),
+            min(int((s.lon - west) / dlon), CLUSTER_GRID - 1),
+        )
+        cells.setdefault(cell, []).append(s)
+    clusters = [
+        MapCluster(
+            lat=sum(m.lat for m in members) / len(members),
+            lon=sum(m.lon for m in members) / len(members),
+            stores=len(members),
+            south=south + r * dlat,
+            west=west + c * dlon,
+            north=south + (r + 1) * dlat,
+            east=west + (c + 1) * dlon,
+        )
+        for (r, c), members in sorted(cells.items())
+    ]
+    return MapView(stores=[], clusters=clusters, source=source)
+
+
+async def deals_in_view(
+    cache: GeoCache | None,
+    sessions: Sessions,
+    box: tuple[float, float, float, float],
+    now: datetime,
+) -> MapView:
+    """Stores with live deals inside a map's bounding box, clustered when there are many."""
+    south, west, north, east = box
+    if south > north:
+        raise InvalidInput("south must not be north of north", field="south")
+    if west > east:
+        raise InvalidInput("west must not be east of east", field="west")
+    if north - south > MAX_VIEW_SPAN_DEG or east - west > MAX_VIEW_SPAN_DEG:
+        raise InvalidInput(f"the view spans at most {MAX_VIEW_SPAN_DEG}°", field="north")
+    if cache is not None and cache.serving:
+        found = cache.in_box(*box)
+        stores = [cache.stores[key] for key, _, _ in found]
+        return _view([(s, list(s.deals.values())) for s in stores], box, now, "cache")
+    async with sessions() as session:
+        rows = await repository.live_stores_in_box(session, *box, now)
+    grouped: dict[str, tuple[CachedStore, list[CachedDeal]]] = {}
+    for deal, store in rows:
+        grouped.setdefault(store.id, (CachedStore.of(store), []))[1].append(CachedDeal.of(deal))
+    return _view(list(grouped.values()), box, now, "postgis")
+
+
+def cache_stats(cache: GeoCache) -> CacheStats:
+    """Entries and bytes per district: the memory the cache holds."""
+    districts = [DistrictStats(**d) for d in cache.stats()]
+    return CacheStats(
+        warm=cache.warm,
+        full=cache.full,
+        max_deals=cache.max_deals,
+        stores=len(cache.stores),
+        deals=len(cache.deals),
+        bytes=sum(d.bytes for d in districts),
+        districts=districts,
+    )

@@ -1,0 +1,71 @@
+"""The grid index and its distance approximation, without a database."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from api.geofence.geodesy import LocalMetric, band_m, geodesic_m
+from api.geofence.index import DistrictGrid, in_box, within
+
+
+def test_mid_latitude_distance_stays_far_inside_the_exact_band_across_seoul() -> None:
+    rng = random.Random(7)
+    worst_ratio = 0.0
+    for _ in range(200):
+        lat0, lon0 = rng.uniform(37.40, 37.72), rng.uniform(126.74, 127.20)
+        metric = LocalMetric.at(lat0, lon0)
+        lat = lat0 + np.array([rng.uniform(-0.05, 0.05) for _ in range(40)])
+        lon = lon0 + np.array([rng.uniform(-0.065, 0.065) for _ in range(40)])
+        approx = metric.distances(lat, lon)
+        for la, lo, d in zip(lat.tolist(), lon.tolist(), approx.tolist(), strict=True):
+            exact = geodesic_m(la, lo, lat0, lon0)
+            if exact <= 5_500:
+                worst_ratio = max(worst_ratio, abs(exact - d) / band_m(exact))
+    assert worst_ratio < 0.1  # the approximation's error is under a tenth of the band
+
+
+def test_geodesic_matches_a_known_postgis_distance() -> None:
+    # PostGIS 3.3 answered 1419.01936495 to SELECT ST_Distance(a, b) of these two geographies.
+    assert geodesic_m(37.5, 127.0, 37.51, 127.01) == pytest.approx(1419.01936495, abs=1e-6)
+
+
+def _brute(points: list[tuple[float, float]], lat0: float, lon0: float, r: float) -> set[str]:
+    return {str(i) for i, (la, lo) in enumerate(points) if geodesic_m(la, lo, lat0, lon0) <= r}
+
+
+def test_within_equals_brute_force_over_several_districts() -> None:
+    rng = random.Random(3)
+    points = [(rng.uniform(37.50, 37.56), rng.uniform(126.95, 127.02)) for _ in range(600)]
+    grids = [
+        DistrictGrid(
+            [str(i) for i in range(k, 600, 3)],
+            [points[i][0] for i in range(k, 600, 3)],
+            [points[i][1] for i in range(k, 600, 3)],
+        )
+        for k in range(3)
+    ]
+    for _ in range(30):
+        lat0, lon0, r = rng.uniform(37.5, 37.56), rng.uniform(126.95, 127.02), rng.uniform(0, 3000)
+        hits = within(grids, lat0, lon0, r)
+        assert set(hits.keys) == _brute(points, lat0, lon0, r)
+        for key, d in zip(hits.keys, hits.distances.tolist(), strict=True):
+            la, lo = points[int(key)]
+            assert d == pytest.approx(geodesic_m(la, lo, lat0, lon0), abs=band_m(r))
+
+
+def test_a_point_exactly_on_the_circle_is_inside_and_one_beyond_is_not() -> None:
+    grid = DistrictGrid(["a"], [37.5123], [127.0456])
+    r = geodesic_m(37.5123, 127.0456, 37.5, 127.0)
+    assert within([grid], 37.5, 127.0, r).keys == ["a"]
+    assert within([grid], 37.5, 127.0, float(np.nextafter(r, 0))).keys == []
+
+
+def test_empty_grids_and_far_queries_find_nothing() -> None:
+    empty = DistrictGrid([], [], [])
+    grid = DistrictGrid(["a"], [37.5], [127.0])
+    assert len(within([empty, grid], 35.1, 129.0, 5000)) == 0
+    assert in_box([empty, grid], 37.4, 126.9, 37.6, 127.1) == [("a", 37.5, 127.0)]
+    assert in_box([grid], 37.6, 126.9, 37.7, 127.1) == []
