@@ -189,7 +189,9 @@ def main() -> int:
     speedup = round(extrapolated / first, 1)
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": f"uv run python bench/import/run.py --rows {args.rows}",
+        "command": "uv run python bench/import/run.py "
+        + (f"--file {args.file}" if args.file else f"--rows {args.rows}")
+        + f" --baseline-rows {args.baseline_rows}",
         "machine": machine,
         "file": {"rows": summary["read"], "megabytes": round(size_mb, 1)},
         "selected_rows": selected,
