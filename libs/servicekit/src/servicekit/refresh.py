@@ -259,8 +259,9 @@ class KafkaBroadcastSubscription:
             group_id=None,
             enable_auto_commit=False,
         )
-        await consumer.start()
         try:
+            # Inside the try: a stop (cancel) during start must still close the consumer.
+            await consumer.start()
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
@@ -353,7 +354,10 @@ class ConfigBus:
     async def stop(self) -> None:
         await self._subscription.stop()
         if self._task is not None:
-            self._task.cancel()
+            # Let the listener close its consumer itself; cancel only one that hangs.
+            done, _ = await asyncio.wait({self._task}, timeout=3)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._publisher.stop()

@@ -6,7 +6,10 @@ Every ``SecretStr`` field of a service's settings is a secret: ``database.passwo
 ``<kv_mount>/<path>`` (default ``secret/magam/<service>``) under the key named by its dotted path
 with ``_`` for ``.`` (``database.password`` → ``database_password``). The source ranks above the
 environment: defaults < config-repo < environment < Vault. A secret missing from Vault stops the
-start with a ``ConfigError`` naming its path and key.
+start with a ``ConfigError`` naming its path and key (``vault.optional`` lists the ones a
+deployment may leave out). A library that wants a file (firebase-admin's service-account JSON)
+gets one: ``vault.files`` maps a setting to a key, whose value is written to an in-memory
+``files_dir`` (mode 0600) and the setting set to that path.
 
 How the service logs in: ``token`` (locally: ``VAULT_TOKEN`` or ``<SVC>_VAULT__TOKEN``) or
 ``kubernetes`` (in a cluster: the pod's service-account JWT, exchanged for a token under
