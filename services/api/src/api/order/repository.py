@@ -5,6 +5,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deal.models import Deal
@@ -90,3 +92,19 @@ async def idempotency_key(
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def insert_idempotency_key(
+    session: AsyncSession, customer_id: str, key: str, digest: str, now: datetime
+) -> bool:
+    """Claims a new key in one statement; False when the key already exists."""
+    values = {"customer_id": customer_id, "key": key, "request_hash": digest, "created_at": now}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    return result.scalar_one_or_none() is not None

@@ -106,6 +106,8 @@ async def place_order(
     deal = await deals.get(session, data.deal_id)
     if deal is None:
         raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
+    # Everything read before the stock is taken: the row lock lives from the UPDATE to the commit.
+    store = await _store(session, deal.store_id)
     price = current_price(deal, now)
     if data.expected_unit_price_krw is not None and data.expected_unit_price_krw != price:
         raise PriceChanged(
@@ -120,6 +122,7 @@ async def place_order(
         raise InsufficientStock(f"only {deal.stock} left", field="quantity", available=deal.stock)
     deal.stock = left
     order = Order(
+        id=uuid.uuid4(),
         deal_id=deal.id,
         store_id=deal.store_id,
         customer_id=actor.user_id,
@@ -130,9 +133,7 @@ async def place_order(
         pickup_code=f"{secrets.randbelow(1_000_000):06d}",
     )
     session.add(order)
-    await session.flush()
     _record_change(session, order, None, actor.user_id)
-    store = await _store(session, deal.store_id)
     outbox.add(
         session,
         OrderPlaced(
@@ -154,7 +155,7 @@ async def place_order(
     )
     reason = Reason.SOLD_OUT if left == 0 else Reason.ORDERED
     outbox.add(session, stock_changed(deal, store, reason, now))
-    await session.refresh(order)
+    await session.flush()
     return to_read(order, for_customer=True)
 
 

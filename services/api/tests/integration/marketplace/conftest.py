@@ -96,7 +96,9 @@ class Api:
 
 
 @pytest.fixture
-async def api(prod_profile: Infra) -> AsyncIterator[Api]:
+async def api(prod_profile: Infra, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    # Races queue hundreds of requests for the pool; on a busy CI machine let them wait.
+    monkeypatch.setenv("API_DATABASE__POOL_TIMEOUT_S", "120")
     app = create_app(ApiSettings())
     tokens = TokenFactory()
     app.state.token_verifier = tokens.verifier()
