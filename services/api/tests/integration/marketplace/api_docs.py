@@ -63,7 +63,7 @@ def _body(raw: bytes) -> str:
 
 
 def record(name: str, title: str, *responses: httpx.Response) -> None:
-    """Writes ``docs/api/<name>.md`` with each request and its response, volatile values replaced."""
+    """Writes ``docs/api/<name>.md``: each request and its response, volatile values replaced."""
     names = _Placeholders()
     parts = [
         f"# {title}\n\n<!-- recorded by the api tests; `make test` regenerates this file -->\n"
