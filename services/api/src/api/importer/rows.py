@@ -26,10 +26,8 @@ DEFAULT_CATEGORIES: tuple[str, ...] = ("I2", "Q", "G20404", "G20405", "G205")
 KOREA_LON = (124.5, 132.0)
 KOREA_LAT = (33.0, 38.7)
 
-_CURRENT_ID = re.compile(r"^[A-Z]{2}[0-9A-Z]{18}$")
-_OLD_ID = re.compile(r"^[0-9]{1,20}$")
-_DISTRICT = re.compile(r"^[0-9]{5}$")
-_DONG = re.compile(r"^[0-9]{8}([0-9]{2})?$")
+# 20-character ids (2023+: MA0101…) or plain numbers (older files).
+_VALID_ID = re.compile(r"[A-Z]{2}[0-9A-Z]{18}|[0-9]{1,20}").fullmatch
 
 REJECT_REASONS = (
     "missing_id",
@@ -144,23 +142,30 @@ def _prepare_file(
     def reject(row: list[str], line: int, reason: str) -> None:
         out.rejects.append(Reject(raw.path, line, reason, row, row[c_id].strip()))
 
-    out.read += raw.skipped
+    out.read += raw.skipped + len(raw.rows)
     if progress is not None:
         progress(raw.skipped)
+    wanted = frozenset(categories)
+    records, origins, path = out.records, out.origins, raw.path
+    min_lon, max_lon = KOREA_LON
+    min_lat, max_lat = KOREA_LAT
+    valid_id = _VALID_ID
+    selected = 0
     step = max(1, len(raw.rows) // 100)
+    # The hot loop of the import (a third of 554,092 rows): locals, no helper calls per row.
     for n, (row, line) in enumerate(zip(raw.rows, raw.lines, strict=True)):
         if progress is not None and n % step == 0:
             progress(min(step, len(raw.rows) - n))
-        out.read += 1
         large, middle, small = row[c_large].strip(), row[c_middle].strip(), row[c_small].strip()
-        if not selects(categories, large, middle, small):
+        # Whole codes only: "Q" must not select "Q1" (healthcare in the 2023 scheme).
+        if wanted and large not in wanted and middle not in wanted and small not in wanted:
             continue
-        out.selected += 1
+        selected += 1
         store_id = row[c_id].strip()
         if not store_id:
             reject(row, line, "missing_id")
             continue
-        if not (_CURRENT_ID.match(store_id) or _OLD_ID.match(store_id)):
+        if not valid_id(store_id):
             reject(row, line, "bad_id")
             continue
         if store_id in seen:
@@ -170,39 +175,37 @@ def _prepare_file(
         if not name:
             reject(row, line, "missing_name")
             continue
-        lon_text, lat_text = row[c_lon].strip(), row[c_lat].strip()
-        if not lon_text or not lat_text:
-            reject(row, line, "missing_coordinates")
-            continue
         try:
-            lon, lat = float(lon_text), float(lat_text)
+            lon, lat = float(row[c_lon]), float(row[c_lat])
         except ValueError:
-            reject(row, line, "bad_coordinates")
+            empty = not row[c_lon].strip() or not row[c_lat].strip()
+            reject(row, line, "missing_coordinates" if empty else "bad_coordinates")
             continue
-        if not (KOREA_LON[0] <= lon <= KOREA_LON[1] and KOREA_LAT[0] <= lat <= KOREA_LAT[1]):
+        if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
             reject(row, line, "outside_korea")
             continue
         district = row[c_district].strip()
         dong = row[c_dong].strip()
         seen.add(store_id)
-        out.records.append(
+        records.append(
             StoreRecord(
-                id=store_id,
-                name=name,
-                branch=row[c_branch].strip(),
-                large_code=large,
-                middle_code=middle,
-                small_code=small,
-                road_address=row[c_road].strip(),
-                lot_address=row[c_lot].strip(),
-                district_code=district if _DISTRICT.match(district) else "",
+                store_id,
+                name,
+                row[c_branch].strip(),
+                large,
+                middle,
+                small,
+                row[c_road].strip(),
+                row[c_lot].strip(),
+                district if len(district) == 5 and district.isdigit() else "",
                 # Old files have 10-digit dong codes: their first 8 digits are today's code.
-                dong_code=dong[:8] if _DONG.match(dong) else "",
-                lon=lon,
-                lat=lat,
+                dong[:8] if len(dong) in (8, 10) and dong.isdigit() else "",
+                lon,
+                lat,
             )
         )
-        out.origins.append((raw.path, line, row))
+        origins.append((path, line, row))
+    out.selected += selected
 
 
 def _assign_areas(out: Prepared) -> None:
