@@ -43,7 +43,7 @@ def api_server(infra: Infra) -> Iterator[dict[str, Any]]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        app = create_app(ApiSettings(outbox={"relay_enabled": False}))  # type: ignore[arg-type]
+        app = create_app(ApiSettings(outbox={"relay_enabled": False}))
     finally:
         for key, value in saved.items():
             if value is None:

@@ -3,11 +3,12 @@
 import pytest
 
 from .api_docs import record
+from .conftest import Api
 
 pytestmark = pytest.mark.integration
 
 
-async def test_document_a_deal_from_listing_to_pickup(api) -> None:  # type: ignore[no-untyped-def]
+async def test_document_a_deal_from_listing_to_pickup(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     customer = api.customer()
@@ -70,7 +71,7 @@ async def test_document_a_deal_from_listing_to_pickup(api) -> None:  # type: ign
     record("pickup", "From accepted to picked up (manager)", accepted, ready, picked)
 
 
-async def test_document_claims_and_favorites(api) -> None:  # type: ignore[no-untyped-def]
+async def test_document_claims_and_favorites(api: Api) -> None:
     store = await api.store()
     user = api.customer()
     admin = api.admin()

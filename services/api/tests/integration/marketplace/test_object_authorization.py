@@ -10,6 +10,8 @@ import pytest
 from api.deal.schemas import DealCreate, DealUpdate, Restock
 from api.order.schemas import OrderReject, PickupCheck
 
+from .conftest import Api
+
 pytestmark = pytest.mark.integration
 
 
@@ -61,7 +63,7 @@ async def _snapshot(
     return deal.json(), order.json(), len(deals.json()["items"])
 
 
-async def test_every_manager_endpoint_refuses_another_stores_objects(api) -> None:  # type: ignore[no-untyped-def]
+async def test_every_manager_endpoint_refuses_another_stores_objects(api: Api) -> None:
     store_a, store_b = await api.store(), await api.store()
     manager_a, manager_b = await api.manager_of(store_a), await api.manager_of(store_b)
     deal_a = await api.deal(store_a, manager_a)
@@ -96,7 +98,7 @@ async def test_every_manager_endpoint_refuses_another_stores_objects(api) -> Non
     assert deal_a["store_id"] == store_a
 
 
-async def test_a_customer_never_reads_or_cancels_another_customers_order(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_customer_never_reads_or_cancels_another_customers_order(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     alice, bob = api.customer(), api.customer()
@@ -113,7 +115,7 @@ async def test_a_customer_never_reads_or_cancels_another_customers_order(api) ->
     assert mine.json()["status"] == "placed"
 
 
-async def test_role_guards_keep_customers_out_of_manager_and_admin_routes(api) -> None:  # type: ignore[no-untyped-def]
+async def test_role_guards_keep_customers_out_of_manager_and_admin_routes(api: Api) -> None:
     store = await api.store()
     customer = api.customer()
     as_manager = await api.client.get(f"/manager/stores/{store}/deals", headers=customer)

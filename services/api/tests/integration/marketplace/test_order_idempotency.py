@@ -8,10 +8,12 @@ from sqlalchemy import func, select
 from api.order.idempotency import request_hash
 from api.order.models import IdempotencyKey, Order
 
+from .conftest import Api
+
 pytestmark = pytest.mark.integration
 
 
-async def _orders_of(api, deal_id: str) -> int:  # type: ignore[no-untyped-def]
+async def _orders_of(api: Api, deal_id: str) -> int:
     async with api.sessions() as session:
         count = await session.scalar(
             select(func.count()).select_from(Order).where(Order.deal_id == uuid.UUID(deal_id))
@@ -19,7 +21,7 @@ async def _orders_of(api, deal_id: str) -> int:  # type: ignore[no-untyped-def]
     return int(count or 0)
 
 
-async def test_the_same_key_and_body_replays_the_first_answer(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_same_key_and_body_replays_the_first_answer(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     customer = api.customer()
@@ -34,7 +36,7 @@ async def test_the_same_key_and_body_replays_the_first_answer(api) -> None:  # t
     assert await _orders_of(api, deal["id"]) == 1
 
 
-async def test_an_error_answer_is_replayed_too(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_error_answer_is_replayed_too(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=1)
@@ -51,7 +53,7 @@ async def test_an_error_answer_is_replayed_too(api) -> None:  # type: ignore[no-
     assert replayed.headers["content-type"] == "application/problem+json"
 
 
-async def test_the_same_key_with_another_body_is_422(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_same_key_with_another_body_is_422(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     customer = api.customer()
@@ -65,7 +67,7 @@ async def test_the_same_key_with_another_body_is_422(api) -> None:  # type: igno
     assert await _orders_of(api, deal["id"]) == 1
 
 
-async def test_a_key_still_in_flight_is_409_and_nothing_is_ordered(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_key_still_in_flight_is_409_and_nothing_is_ordered(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     user_id = f"c-{uuid.uuid4().hex[:12]}"
@@ -88,7 +90,7 @@ async def test_a_key_still_in_flight_is_409_and_nothing_is_ordered(api) -> None:
     assert await _orders_of(api, deal["id"]) == 0
 
 
-async def test_concurrent_retries_with_one_key_order_once(api) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_retries_with_one_key_order_once(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     customer = api.customer()
@@ -103,7 +105,7 @@ async def test_concurrent_retries_with_one_key_order_once(api) -> None:  # type:
     assert await _orders_of(api, deal["id"]) == 1
 
 
-async def test_a_missing_key_is_a_clear_400(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_missing_key_is_a_clear_400(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store))
     response = await api.client.post(

@@ -2,10 +2,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from .conftest import Api
+
 pytestmark = pytest.mark.integration
 
 
-async def test_pickup_flow_records_who_and_when_and_checks_the_code(api) -> None:  # type: ignore[no-untyped-def]
+async def test_pickup_flow_records_who_and_when_and_checks_the_code(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=5)
@@ -42,7 +44,7 @@ async def test_pickup_flow_records_who_and_when_and_checks_the_code(api) -> None
     assert all(h["actor_id"].startswith("m-") for h in history[1:])
 
 
-async def test_cancel_returns_stock_and_is_refused_after_acceptance(api) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_returns_stock_and_is_refused_after_acceptance(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=5)
@@ -61,7 +63,7 @@ async def test_cancel_returns_stock_and_is_refused_after_acceptance(api) -> None
     assert stock == 4
 
 
-async def test_reject_with_a_reason_code_and_sold_out_takes_the_rest_off_sale(api) -> None:  # type: ignore[no-untyped-def]
+async def test_reject_with_a_reason_code_and_sold_out_takes_the_rest_off_sale(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=5)
@@ -86,7 +88,7 @@ async def test_reject_with_a_reason_code_and_sold_out_takes_the_rest_off_sale(ap
     assert (after["stock"], after["status"], after["reserved"]) == (0, "sold_out", 0)
 
 
-async def test_editing_never_goes_below_what_is_reserved(api) -> None:  # type: ignore[no-untyped-def]
+async def test_editing_never_goes_below_what_is_reserved(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=10)
@@ -102,7 +104,7 @@ async def test_editing_never_goes_below_what_is_reserved(api) -> None:  # type: 
     assert (ok.json()["quantity"], ok.json()["stock"], ok.json()["reserved"]) == (6, 2, 4)
 
 
-async def test_the_price_charged_is_the_markdown_price_shown_at_order_time(api) -> None:  # type: ignore[no-untyped-def]
+async def test_the_price_charged_is_the_markdown_price_shown_at_order_time(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     now = datetime.now(UTC)
@@ -131,7 +133,7 @@ async def test_the_price_charged_is_the_markdown_price_shown_at_order_time(api) 
     assert (order.json()["unit_price_krw"], order.json()["total_krw"]) == (4000, 8000)
 
 
-async def test_an_invalid_schedule_names_the_problem(api) -> None:  # type: ignore[no-untyped-def]
+async def test_an_invalid_schedule_names_the_problem(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     now = datetime.now(UTC)
@@ -154,7 +156,7 @@ async def test_an_invalid_schedule_names_the_problem(api) -> None:  # type: igno
     assert "surprise" in fields  # unknown fields are refused (mass assignment)
 
 
-async def test_claim_approval_makes_the_claimant_a_manager(api) -> None:  # type: ignore[no-untyped-def]
+async def test_claim_approval_makes_the_claimant_a_manager(api: Api) -> None:
     store = await api.store()
     user = api.tokens.headers("u-claimant-" + store[-6:], ["customer", "manager"])
     before = await api.client.get(f"/manager/stores/{store}/deals", headers=user)

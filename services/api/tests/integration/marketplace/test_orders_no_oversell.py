@@ -7,10 +7,12 @@ from sqlalchemy import func, select
 from api.deal.models import Deal
 from api.order.models import Order
 
+from .conftest import Api
+
 pytestmark = pytest.mark.integration
 
 
-async def test_200_customers_racing_for_50_units_get_exactly_50_orders(api) -> None:  # type: ignore[no-untyped-def]
+async def test_200_customers_racing_for_50_units_get_exactly_50_orders(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=50)
@@ -29,7 +31,7 @@ async def test_200_customers_racing_for_50_units_get_exactly_50_orders(api) -> N
     assert ordered == 50
 
 
-async def test_a_restock_landing_mid_race_is_sold_exactly(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_restock_landing_mid_race_is_sold_exactly(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=50)
@@ -44,8 +46,9 @@ async def test_a_restock_landing_mid_race_is_sold_exactly(api) -> None:  # type:
         assert response.status_code == 200, response.text
         return int(response.json()["stock"])
 
-    orders = [api.order(deal["id"], api.customer()) for _ in range(200)]
-    *responses, _ = await asyncio.gather(*orders, restock_after_first_orders())
+    restock = asyncio.create_task(restock_after_first_orders())
+    responses = await asyncio.gather(*(api.order(deal["id"], api.customer()) for _ in range(200)))
+    await restock
 
     placed = sum(1 for r in responses if r.status_code == 201)
     refused = [r for r in responses if r.status_code != 201]
@@ -62,7 +65,7 @@ async def test_a_restock_landing_mid_race_is_sold_exactly(api) -> None:  # type:
     assert placed >= 50
 
 
-async def test_ordering_more_than_the_stock_names_what_is_left(api) -> None:  # type: ignore[no-untyped-def]
+async def test_ordering_more_than_the_stock_names_what_is_left(api: Api) -> None:
     store = await api.store()
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=3)

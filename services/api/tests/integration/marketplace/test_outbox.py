@@ -7,15 +7,16 @@ import pytest
 from sqlalchemy import func, select
 
 from api.outbox import OutboxEvent
-from conftest import REPO
+from conftest import REPO, Infra
 from contracts import TOPIC_ORDER, TOPIC_STOCK
 
+from .conftest import Api
 from .kafka_tail import KafkaTail
 
 pytestmark = pytest.mark.integration
 
 
-async def _outbox_types(api, store: str) -> list[str]:  # type: ignore[no-untyped-def]
+async def _outbox_types(api: Api, store: str) -> list[str]:
     async with api.sessions() as session:
         rows = await session.scalars(
             select(OutboxEvent.type).where(OutboxEvent.key == store).order_by(OutboxEvent.id)
@@ -23,7 +24,7 @@ async def _outbox_types(api, store: str) -> list[str]:  # type: ignore[no-untype
         return list(rows)
 
 
-async def test_a_refused_order_writes_no_event_and_a_placed_one_writes_both(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_refused_order_writes_no_event_and_a_placed_one_writes_both(api: Api) -> None:
     store = await api.store()
     deal = await api.deal(store, await api.manager_of(store), quantity=1)
 
@@ -34,7 +35,7 @@ async def test_a_refused_order_writes_no_event_and_a_placed_one_writes_both(api)
     assert await _outbox_types(api, store) == ["deal.published", "order.placed", "stock.changed"]
 
 
-async def test_the_relay_publishes_each_event_keyed_by_store(api, prod_profile) -> None:  # type: ignore[no-untyped-def]
+async def test_the_relay_publishes_each_event_keyed_by_store(api: Api, prod_profile: Infra) -> None:
     async with KafkaTail(prod_profile.kafka_bootstrap, [TOPIC_ORDER, TOPIC_STOCK]) as tail:
         store = await api.store()
         deal = await api.deal(store, await api.manager_of(store))
@@ -58,8 +59,8 @@ def _infra(*args: str) -> None:
 
 @pytest.mark.disruptive
 async def test_orders_succeed_while_kafka_is_down_and_every_event_arrives_in_store_order(
-    api, prod_profile
-) -> None:  # type: ignore[no-untyped-def]
+    api: Api, prod_profile: Infra
+) -> None:
     stores = [await api.store() for _ in range(3)]
     deals = {s: await api.deal(s, await api.manager_of(s), quantity=50) for s in stores}
     async with KafkaTail(prod_profile.kafka_bootstrap, [TOPIC_ORDER, TOPIC_STOCK]) as tail:
