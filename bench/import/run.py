@@ -61,13 +61,14 @@ def _env(database: str) -> dict[str, str]:
     return env
 
 
-def _fresh_database(name: str) -> None:
+def _fresh_database(name: str, *, create: bool = True) -> None:
     port = os.environ.get("MAGAM_PG_PORT", "5433")
     password = os.environ.get("MAGAM_PG_PASSWORD", "magam")
     dsn = f"host=127.0.0.1 port={port} user=magam dbname=postgres"
     with psycopg.connect(dsn, password=password, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
+        if create:
+            admin.execute(f"CREATE DATABASE {name}")
 
 
 def _timed_import(path: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
@@ -182,7 +183,7 @@ def main() -> int:
         print(f"  {again:.1f} s", file=sys.stderr)
         print(f"baseline: {args.baseline_rows:,} row-by-row ORM inserts …", file=sys.stderr)
         base_rows, base_seconds, selected = _baseline(path, args.baseline_rows)
-        _fresh_database(args.database)
+        _fresh_database(args.database, create=False)
 
     per_row = base_seconds / base_rows
     extrapolated = per_row * selected
