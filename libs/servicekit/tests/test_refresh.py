@@ -139,6 +139,20 @@ def test_refresh_keeps_the_last_good_values_when_config_repo_is_invalid(
     assert body["refreshable"]["rate_limits"] == {"orders_per_minute": 30}
 
 
+def test_refresh_survives_a_config_repo_file_that_is_not_yaml(
+    client: TestClient, repo: Path, tokens: TokenFactory
+) -> None:
+    (repo / "application.yml").write_text("features: [unclosed\n", encoding="utf-8")
+
+    client.post("/admin/config/refresh", headers=admin(tokens))
+    time.sleep(0.3)  # nothing to wait for: a broken file changes nothing
+    write(repo, "application.yml", {**BASE, "features": {"geofence_push": True}})
+    client.post("/admin/config/refresh", headers=admin(tokens))
+
+    body = wait_for_version(client, tokens, 1)
+    assert body["refreshable"]["features"] == {"geofence_push": True}
+
+
 def test_environment_still_outranks_config_repo_after_a_refresh(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
+import yaml
 from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -36,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from servicekit.bus import Handler, IncomingRecord, InProcessBus, OutgoingRecord, Publisher
 from servicekit.bus import Subscription as BusSubscription
 from servicekit.config import (
+    ConfigError,
     ConfigRepoSource,
     LogSettings,
     ServiceSettings,
@@ -164,6 +166,7 @@ class RefreshableSettings:
         """Re-reads config-repo, applies the refreshable subset; returns the changed keys."""
         try:
             fresh = load_refreshable(self.service)
+            static_now = static_snapshot(self.service)
         except ValidationError as exc:
             # A bad edit in config-repo must not take a running replica down: keep the last good.
             log.error(
@@ -171,7 +174,12 @@ class RefreshableSettings:
                 extra={"event_id": event_id, "errors": exc.errors(include_url=False)},
             )
             return []
-        static_now = static_snapshot(self.service)
+        except (yaml.YAMLError, ConfigError, OSError) as exc:
+            log.error(
+                "config refresh rejected: config-repo cannot be read; keeping the current values",
+                extra={"event_id": event_id, "error": str(exc)},
+            )
+            return []
         with self._lock:
             before = self._current.model_dump()
             after = fresh.model_dump()
