@@ -114,3 +114,9 @@ def client_for() -> Callable[[AuthSettings], Any]:
 @pytest.fixture
 def pem() -> Callable[[], str]:
     return new_pem
+
+
+@pytest.fixture
+def kakao_config() -> Callable[..., KakaoSettings]:
+    """``kakao_config(base_url, **overrides)``: our Kakao app's settings against ``base_url``."""
+    return kakao_settings

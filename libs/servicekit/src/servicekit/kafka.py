@@ -14,8 +14,11 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from opentelemetry import context, propagate
+from opentelemetry.context import Context
 
-from servicekit.bus import Handler, IncomingRecord, OutgoingRecord
+from servicekit.bus import Handler, Headers, IncomingRecord, OutgoingRecord
+from servicekit.telemetry import tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,19 @@ async def ensure_topics(
                 raise KafkaError(f"creating topic {topic!r} failed: error {code} {rest}")
     finally:
         await admin.close()
+
+
+def _trace_parent(headers: Headers) -> tuple[Headers, Context | None]:
+    """With tracing on, the record is sent inside the context its ``traceparent`` header names
+    (the request that wrote the outbox row), so the produce span joins that trace and the
+    instrumentation writes the header anew; without tracing the header goes out as stored."""
+    if not tracing_active():
+        return list(headers), None
+    stored = next((v for k, v in headers if k == "traceparent"), None)
+    if stored is None:
+        return list(headers), None
+    kept = [(k, v) for k, v in headers if k not in ("traceparent", "tracestate")]
+    return kept, propagate.extract({"traceparent": stored.decode()})
 
 
 class KafkaPublisher:
@@ -78,8 +94,9 @@ class KafkaPublisher:
     async def stop(self) -> None:
         if self._starter is not None:
             self._starter.cancel()
-        if self._started.is_set():
-            await self._producer.stop()
+            await asyncio.gather(self._starter, return_exceptions=True)
+        # Also when the start was cut short: a half-bootstrapped client holds open connections.
+        await self._producer.stop()
 
     async def _connected(self) -> None:
         try:
@@ -93,10 +110,19 @@ class KafkaPublisher:
     async def send_batch(self, records: Sequence[OutgoingRecord]) -> None:
         await self._connected()
         # Enqueue all, then wait for all acks: the idempotent producer keeps per-partition order.
-        acks = [
-            await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
-            for r in records
-        ]
+        acks = []
+        for record in records:
+            headers, parent = _trace_parent(record.headers)
+            token = context.attach(parent) if parent is not None else None
+            try:
+                acks.append(
+                    await self._producer.send(
+                        record.topic, record.value, key=record.key, headers=headers
+                    )
+                )
+            finally:
+                if token is not None:
+                    context.detach(token)
         await asyncio.gather(*acks)
 
     async def ping(self) -> None:

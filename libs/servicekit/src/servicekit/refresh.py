@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 CONFIG_BUS_TOPIC = "config-bus"
 EVENT_TYPE: Final = "config.refresh_requested"
 #: Top-level settings bound at start; a change in config-repo needs a restart to take effect.
-STATIC_SETTINGS: tuple[str, ...] = ("profile", "http", "database", "kafka", "vault")
+STATIC_SETTINGS: tuple[str, ...] = ("profile", "http", "database", "kafka", "vault", "tracing")
 #: Top-level settings a refresh applies live.
 REFRESHABLE_SETTINGS: tuple[str, ...] = ("log", "features", "rate_limits", "markdown")
 
