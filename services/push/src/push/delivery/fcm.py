@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 import warnings
 from typing import Any
@@ -94,10 +95,16 @@ def to_message(n: Notification) -> messaging.Message:
         # firebase-admin 7.7 deprecates Message.token for Message.fid; devices still register
         # tokens, and FCM still takes them, so both kinds are sent as stored.
         warnings.simplefilter("ignore", DeprecationWarning)
+        # The tag (Android) and collapse id (APNs) are the event id: a message repeated after a
+        # crash replaces the first on the phone instead of showing twice.
+        tag = n.data.get("event_id")
         return messaging.Message(
             notification=messaging.Notification(title=n.title, body=n.body),
             data=n.data,
-            android=messaging.AndroidConfig(priority="high"),
+            android=messaging.AndroidConfig(
+                priority="high", notification=messaging.AndroidNotification(tag=tag)
+            ),
+            apns=messaging.APNSConfig(headers={"apns-collapse-id": tag} if tag else None),
             **target,
         )
 
@@ -112,6 +119,8 @@ class FcmSender:
             # The documented seam: firebase-admin formats this class attribute per app.
             messaging._MessagingService.FCM_URL = settings.send_url.replace("{project}", "{0}")
         self.max_batch = settings.batch_size
+        # One INFO line per FCM request drowns the log at thousands a second.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
         self._app = firebase_admin.initialize_app(
             credentials.Certificate(info),
