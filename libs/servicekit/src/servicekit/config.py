@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from servicekit.telemetry import TracingSettings
+
 Profile = Literal["local", "prod"]
 PROFILES: tuple[Profile, ...] = ("local", "prod")
 # The local infrastructure's password; refused outside the local profile unless opted in.
@@ -124,6 +126,7 @@ class ServiceSettings(BaseSettings):
     log: LogSettings = LogSettings()
     database: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(

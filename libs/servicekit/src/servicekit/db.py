@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import URL, MetaData, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicekit.config import ServiceSettings
@@ -54,10 +50,11 @@ def build_engine(settings: ServiceSettings) -> AsyncEngine:
     url = database_url(settings)
     if url.get_backend_name() == "sqlite":
         settings.database.sqlite_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = sa_asyncio.create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    # Looked up at call time: tracing wraps create_async_engine after this module is imported.
+    return sa_asyncio.create_async_engine(
         url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.pool_size,

@@ -33,9 +33,12 @@ from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher
 from servicekit.logs import configure_logging
+from servicekit.metrics import install_metrics
 from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
 from servicekit.security import HttpJwks, TokenVerifier
+from servicekit.telemetry import flush as flush_spans
+from servicekit.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     """The api app; ``bus`` lets the local launcher share one in-process bus among services."""
     settings = settings or ApiSettings()
     configure_logging("api", settings.log.level)
+    setup_tracing("api", settings.tracing)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,6 +113,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
             await publisher.stop()
             await jwks.aclose()
             await engine.dispose()
+            flush_spans()
 
     app = FastAPI(
         title="magam api",
@@ -120,6 +125,8 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     app.state.readiness = []
     app.state.token_verifier = None
     install_error_handlers(app)
+    install_metrics(app, "api")
+    instrument(app)
     app.include_router(health_router("api", lambda: app.state.readiness))
     for router in (
         store_router,

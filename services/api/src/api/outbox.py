@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from api.db import Base
 from contracts import Event
 from servicekit.bus import OutgoingRecord, Publisher, record_for
+from servicekit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +166,22 @@ class OutboxRelay:
         self.published += total
         return total
 
+    async def report_backlog(self) -> None:
+        """Updates the backlog gauges (a count of unsent rows; run about once a second)."""
+        async with self._sessions() as session:
+            count, oldest = await backlog(session)
+        OUTBOX_BACKLOG.labels("api").set(count)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        OUTBOX_OLDEST_AGE.labels("api").set(max(age, 0.0))
+
     async def run(self) -> None:
         delay = self._idle_poll_s
+        reported_at = 0.0
         while not self._stopping.is_set():
             try:
+                if time.monotonic() - reported_at >= 1.0:
+                    reported_at = time.monotonic()
+                    await self.report_backlog()
                 published = await self.publish_pending()
             except asyncio.CancelledError:
                 raise

@@ -19,7 +19,7 @@ from api.errors import (
     StoreNotManaged,
 )
 from api.store import repository as stores
-from api.tracing import current_traceparent
+from servicekit.telemetry import current_traceparent
 from contracts import ManagerApproved, ManagerApprovedData
 from servicekit.security import Principal
 

@@ -25,7 +25,7 @@ from api.deal.schemas import (
 from api.errors import DealNotFound, DealNotLive, InvalidInput, QuantityBelowReserved, StoreNotFound
 from api.store import repository as stores
 from api.store.models import Store
-from api.tracing import current_traceparent
+from servicekit.telemetry import current_traceparent
 from contracts import DealPublished, DealPublishedData, StockChanged, StockChangedData
 from contracts import StockChangeReason as Reason
 from servicekit.security import Principal

@@ -39,7 +39,7 @@ from api.order.schemas import (
 )
 from api.store import repository as stores
 from api.store.models import Store
-from api.tracing import current_traceparent
+from servicekit.telemetry import current_traceparent
 from contracts import (
     OrderPlaced,
     OrderPlacedData,
