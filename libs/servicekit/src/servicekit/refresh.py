@@ -10,9 +10,9 @@ which still outranks it) and applies the refreshable subset in place:
 - ``features``, ``rate_limits``, ``markdown``: a new frozen ``Refreshable`` snapshot in the
   ``RefreshableSettings`` holder (``app.state.refreshable``), which code reads at use time.
 
-Everything else (``STATIC_SETTINGS``: ports, database, Kafka, profile, secrets) is bound at start;
-a refresh that sees one of those changed in config-repo logs that a restart is needed and says so
-in ``GET /admin/config``. In the local profile the same code runs over the ``InProcessBus``.
+Everything else (``STATIC_SETTINGS``: ports, database, Kafka, tracing, profile, secrets) is bound
+at start; a refresh that sees one of those changed in config-repo logs that a restart is needed and
+says so in ``GET /admin/config``. In the local profile the same code runs over the ``InProcessBus``.
 """
 
 from __future__ import annotations
