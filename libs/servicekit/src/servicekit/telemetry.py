@@ -65,7 +65,10 @@ def instrument(app: FastAPI) -> None:
     """Request spans for the app (a no-op while tracing is off)."""
     if _provider is not None:
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=_provider, excluded_urls=_EXCLUDED_URLS
+            app,
+            tracer_provider=_provider,
+            excluded_urls=_EXCLUDED_URLS,
+            exclude_spans=["receive", "send"],
         )
 
 
