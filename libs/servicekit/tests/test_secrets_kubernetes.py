@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.integration
 BAO_ADDR = f"http://127.0.0.1:{os.environ.get('MAGAM_BAO_PORT', '8200')}"
 BAO_TOKEN = os.environ.get("MAGAM_BAO_TOKEN", "magam-dev-root")
 NAMESPACE = "magam"
+SETUP_SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "vault" / "setup_kubernetes_auth.py"
 
 
 class TokenSettings(BaseModel):
@@ -144,50 +147,62 @@ def kube_api() -> Iterator[KubernetesApi]:
 @dataclass
 class KubernetesAuth:
     mount: str
-    role: str
-    secret_path: str
+    role: str  # also the service account's name
     base_path: str
 
 
 @pytest.fixture
-def kubernetes_auth(kube_api: KubernetesApi) -> Iterator[KubernetesAuth]:
-    """A Kubernetes auth mount, policy and role unique to this test, on the real OpenBao."""
+def kubernetes_auth(kube_api: KubernetesApi, tmp_path: Path) -> Iterator[KubernetesAuth]:
+    """deploy/vault/setup_kubernetes_auth.py run against the real OpenBao, with names unique to
+    this test: an auth mount, a policy and a role for the service ``kubedemo``."""
     bao = hvac.Client(url=BAO_ADDR, token=BAO_TOKEN, timeout=3)
     try:
         bao.sys.read_health_status(method="GET")
     except requests.ConnectionError:
         pytest.fail(f"OpenBao is not reachable at {BAO_ADDR}: run `scripts/infra up`")
     suffix = uuid.uuid4().hex[:8]
-    mount, policy, role = f"k8s-test-{suffix}", f"magam-test-{suffix}", "magam-kubedemo"
-    base = f"magam-test/{suffix}"
-    bao.sys.enable_auth_method("kubernetes", path=mount)
+    mount, prefix, base = f"k8s-test-{suffix}", f"t{suffix}-", f"magam-test/{suffix}"
+    ca_file = tmp_path / "cluster-ca.crt"
+    ca_file.write_text(cluster_ca_pem())
+    setup = subprocess.run(
+        [
+            sys.executable,
+            str(SETUP_SCRIPT),
+            "--addr",
+            BAO_ADDR,
+            "--kubernetes-host",
+            kube_api.url,
+            "--kubernetes-ca-file",
+            str(ca_file),
+            "--namespace",
+            NAMESPACE,
+            "--mount",
+            mount,
+            "--path-prefix",
+            base,
+            "--role-prefix",
+            prefix,
+            "--services",
+            "kubedemo",
+            "--token-ttl",
+            "2m",
+        ],
+        env={**os.environ, "VAULT_TOKEN": BAO_TOKEN},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
-        bao.auth.kubernetes.configure(
-            kubernetes_host=kube_api.url,
-            kubernetes_ca_cert=cluster_ca_pem(),
-            disable_local_ca_jwt=True,
-            mount_point=mount,
-        )
-        bao.sys.create_or_update_policy(
-            policy, f'path "secret/data/{base}/*" {{ capabilities = ["read"] }}'
-        )
-        bao.auth.kubernetes.create_role(
-            role,
-            bound_service_account_names=["magam-kubedemo"],
-            bound_service_account_namespaces=[NAMESPACE],
-            policies=[policy],
-            ttl="2m",
-            mount_point=mount,
-        )
+        assert setup.returncode == 0, setup.stderr
         bao.secrets.kv.v2.create_or_update_secret(
             path=f"{base}/kubedemo",
             secret={"database_password": "from-k8s-login", "token_signing_key_pem": "pem"},
             mount_point="secret",
         )
-        yield KubernetesAuth(mount, role, f"{base}/kubedemo", base)
+        yield KubernetesAuth(mount, f"{prefix}kubedemo", base)
     finally:
         bao.sys.disable_auth_method(mount)  # type: ignore[no-untyped-call]
-        bao.sys.delete_policy(policy)  # type: ignore[no-untyped-call]
+        bao.sys.delete_policy(f"{prefix}kubedemo")  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -210,10 +225,10 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kubernetes_auth: Kubern
 
 
 def test_a_pod_logs_in_with_its_service_account_and_reads_its_secrets(
-    pod: Path, kube_api: KubernetesApi
+    pod: Path, kube_api: KubernetesApi, kubernetes_auth: KubernetesAuth
 ) -> None:
-    token = service_account_jwt("magam-kubedemo")
-    kube_api.known[token] = "magam-kubedemo"
+    token = service_account_jwt(kubernetes_auth.role)
+    kube_api.known[token] = kubernetes_auth.role
     pod.write_text(token)
 
     settings = KubeDemoSettings()
@@ -223,19 +238,22 @@ def test_a_pod_logs_in_with_its_service_account_and_reads_its_secrets(
     assert [r["spec"]["token"] for r in kube_api.reviews] == [token]
 
 
-def test_another_service_account_is_refused_at_login(pod: Path, kube_api: KubernetesApi) -> None:
+def test_another_service_account_is_refused_at_login(
+    pod: Path, kube_api: KubernetesApi, kubernetes_auth: KubernetesAuth
+) -> None:
     token = service_account_jwt("magam-intruder")
     kube_api.known[token] = "magam-intruder"
     pod.write_text(token)
 
-    with pytest.raises(ConfigError, match="kubernetes login as role 'magam-kubedemo'"):
+    with pytest.raises(ConfigError, match=f"kubernetes login as role '{kubernetes_auth.role}'"):
         KubeDemoSettings()
 
 
 def test_a_token_the_cluster_does_not_recognise_is_refused(
-    pod: Path, kube_api: KubernetesApi
+    pod: Path, kube_api: KubernetesApi, kubernetes_auth: KubernetesAuth
 ) -> None:
-    pod.write_text(service_account_jwt("magam-kubedemo"))  # never issued by the "cluster"
+    # The right name in its claims, but the cluster never issued it: TokenReview says no.
+    pod.write_text(service_account_jwt(kubernetes_auth.role))
 
     with pytest.raises(ConfigError, match="kubernetes login"):
         KubeDemoSettings()
