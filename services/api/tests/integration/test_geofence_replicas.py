@@ -32,7 +32,7 @@ from servicekit.testing import TEST_AUDIENCE, TEST_ISSUER, TokenFactory
 
 pytestmark = pytest.mark.integration
 
-BOUND_S = 5.0
+BOUND_S = 10.0  # generous: the machine is shared; the 1 s p99 goal is measured in bench/
 
 
 def _free_port() -> int:
@@ -170,7 +170,7 @@ def test_a_deal_change_through_one_replica_is_searchable_on_the_other(
             lambda r=replica: httpx.get(f"{r.url}/admin/geofence/cache", headers=admin)
             .json()
             .get("warm"),
-            60,
+            240,  # process start-up and the cold load, on a busy shared machine
         )
     lat, lon = random.uniform(37.48, 37.52), random.uniform(127.02, 127.08)
     manager = f"m-{uuid.uuid4().hex[:12]}"
