@@ -291,7 +291,7 @@ class FakeKakao:
 
     # ---- the HTTP surface ----
 
-    def _build(self) -> FastAPI:  # noqa: PLR0915 — one closure per Kakao endpoint
+    def _build(self) -> FastAPI:
         app = FastAPI(title="Kakao stand-in", docs_url="/_standin/docs", openapi_url=None)
         kakao = self
 

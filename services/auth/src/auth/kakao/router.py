@@ -43,6 +43,9 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_PRINTABLE_ASCII = r"^[\x21-\x7e]+$"
+
+
 class KakaoTokenLogin(BaseModel):
     """What the app got from the Kakao SDK: its access token, and the id_token when it asked
     for the ``openid`` scope (with the nonce it sent)."""
@@ -52,8 +55,11 @@ class KakaoTokenLogin(BaseModel):
         json_schema_extra={"examples": [{"access_token": "kakao-access-token…"}]},
     )
 
-    access_token: Annotated[str, Field(min_length=1, max_length=2048)]
-    id_token: Annotated[str | None, Field(min_length=1, max_length=8192)] = None
+    # Printable ASCII only: the token goes into an HTTP header towards Kakao.
+    access_token: Annotated[str, Field(min_length=1, max_length=2048, pattern=_PRINTABLE_ASCII)]
+    id_token: Annotated[
+        str | None, Field(min_length=1, max_length=8192, pattern=_PRINTABLE_ASCII)
+    ] = None
     nonce: Annotated[str | None, Field(min_length=1, max_length=256)] = None
 
 
