@@ -149,7 +149,7 @@ async def test_dev_login_exists_in_the_local_profile_only(
     async with client_for(prod_settings()) as client:
         in_prod = await client.post("/auth/dev/login", json={"user": "customer"})
     monkeypatch.setenv("MAGAM_PROFILE", "local")
-    local = AuthSettings(database={"sqlite_dir": tmp_path}, seed_demo_data=True)  # type: ignore[arg-type]
+    local = AuthSettings(database={"sqlite_dir": tmp_path}, seed_demo_data=True)
     async with client_for(local) as client:
         answer = await client.post("/auth/dev/login", json={"user": "manager"})
         refreshed = await client.post(
