@@ -120,3 +120,9 @@ def pem() -> Callable[[], str]:
 def kakao_config() -> Callable[..., KakaoSettings]:
     """``kakao_config(base_url, **overrides)``: our Kakao app's settings against ``base_url``."""
     return kakao_settings
+
+
+@pytest.fixture
+def run_app() -> Callable[[FastAPI], Any]:
+    """``async with run_app(app) as client``: a built app with its lifespan, in-process."""
+    return running
