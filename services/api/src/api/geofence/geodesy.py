@@ -76,11 +76,18 @@ class LocalMetric:
             lat0, lon0, _meridian_m_per_deg(lat0), ky1 / 2, _parallel_m_per_deg(lat0), kx1 / 2
         )
 
-    def distances(self, lat: Floats, lon: Floats) -> Floats:
+    def squared(self, lat: Floats, lon: Floats) -> Floats:
+        """Squared distances in m² (no square root for the candidates that are dropped)."""
         dlat = lat - self.lat0
         dy = dlat * (self.ky0 + self.ky1 * dlat)
         dx = (lon - self.lon0) * (self.kx0 + self.kx1 * dlat)
-        result: Floats = np.sqrt(dx * dx + dy * dy)
+        dx *= dx
+        dy *= dy
+        dx += dy
+        return dx
+
+    def distances(self, lat: Floats, lon: Floats) -> Floats:
+        result: Floats = np.sqrt(self.squared(lat, lon))
         return result
 
     def degrees_lat(self, meters: float) -> float:

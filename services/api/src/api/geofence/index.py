@@ -35,13 +35,28 @@ def _cols(lon: Floats) -> Ints:
 
 @dataclass(frozen=True)
 class Hits:
-    """Points within the radius: their keys and distances in meters (unsorted)."""
+    """Points within the radius (unsorted): where they sit, and their distances in meters.
 
-    keys: list[str]
+    Keys are looked up only for the hits a caller uses — a page of 50 out of thousands.
+    """
+
+    grids: list[DistrictGrid]
+    grid_of: Ints
+    position: Ints
     distances: Floats
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.position)
+
+    def key(self, i: int) -> str:
+        return self.grids[int(self.grid_of[i])].keys[int(self.position[i])]
+
+    @property
+    def keys(self) -> list[str]:
+        return [
+            self.grids[g].keys[p]
+            for g, p in zip(self.grid_of.tolist(), self.position.tolist(), strict=True)
+        ]
 
 
 class DistrictGrid:
@@ -81,12 +96,14 @@ class DistrictGrid:
         rows = np.arange(r0, r1 + 1, dtype=np.int64) * _ROW_WIDTH
         starts = np.searchsorted(self.cells, rows + c0, side="left")
         ends = np.searchsorted(self.cells, rows + c1, side="right")
-        spans = [(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b > a]
-        if not spans:
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if total == 0:
             return np.empty(0, dtype=np.int64)
-        if len(spans) == 1:
-            return np.arange(spans[0][0], spans[0][1], dtype=np.int64)
-        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in spans])
+        # One arange over all rows' slices, shifted back to each slice's start.
+        shift = starts - (np.cumsum(lengths) - lengths)
+        result: Ints = np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
+        return result
 
 
 def within(grids: Iterable[DistrictGrid], lat0: float, lon0: float, radius_m: float) -> Hits:
@@ -94,31 +111,45 @@ def within(grids: Iterable[DistrictGrid], lat0: float, lon0: float, radius_m: fl
     metric = LocalMetric.at(lat0, lon0)
     dlat = metric.degrees_lat(radius_m)
     dlon = metric.degrees_lon(radius_m, dlat)
-    box = (lat0 - dlat, lon0 - dlon, lat0 + dlat, lon0 + dlon)
+    south, west, north, east = lat0 - dlat, lon0 - dlon, lat0 + dlat, lon0 + dlon
     band = band_m(radius_m)
-    keys: list[str] = []
+    sure = max(radius_m - band, 0.0) ** 2
+    maybe = (radius_m + band) ** 2
+    used: list[DistrictGrid] = []
+    owners: list[Ints] = []
+    positions: list[Ints] = []
     parts: list[Floats] = []
     for grid in grids:
-        if not grid.meets(*box):
+        if not grid.meets(south, west, north, east):
             continue
-        idx = grid.candidates(*box)
+        idx = grid.candidates(south, west, north, east)
         if not len(idx):
             continue
         lat = grid.lat[idx]
         lon = grid.lon[idx]
-        d = metric.distances(lat, lon)
-        inside = d <= radius_m - band
-        near_edge = np.abs(d - radius_m) <= band
-        for i in np.flatnonzero(near_edge).tolist() if near_edge.any() else ():
-            exact = geodesic_m(float(lat[i]), float(lon[i]), lat0, lon0)
-            inside[i] = exact <= radius_m
-            d[i] = exact
+        d2 = metric.squared(lat, lon)
+        inside = d2 <= sure
+        edge = np.flatnonzero((d2 <= maybe) & ~inside)
+        chosen_d2 = d2
+        if len(edge):
+            chosen_d2 = d2.copy()
+            for i in edge.tolist():  # the thin band: settled by the exact geodesic
+                exact = geodesic_m(float(lat[i]), float(lon[i]), lat0, lon0)
+                inside[i] = exact <= radius_m
+                chosen_d2[i] = exact * exact
         chosen = np.flatnonzero(inside)
-        gkeys = grid.keys
-        keys.extend(gkeys[i] for i in idx[chosen].tolist())
-        parts.append(d[chosen])
-    distances = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
-    return Hits(keys, distances)
+        if not len(chosen):
+            continue
+        owners.append(np.full(len(chosen), len(used), dtype=np.int64))
+        used.append(grid)
+        positions.append(idx[chosen])
+        parts.append(np.sqrt(chosen_d2[chosen]))
+    if not used:
+        empty = np.empty(0, dtype=np.int64)
+        return Hits([], empty, empty, np.empty(0, dtype=np.float64))
+    if len(used) == 1:
+        return Hits(used, owners[0], positions[0], parts[0])
+    return Hits(used, np.concatenate(owners), np.concatenate(positions), np.concatenate(parts))
 
 
 def in_box(

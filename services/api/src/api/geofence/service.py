@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deal.pricing import percent_off
 from api.errors import InvalidInput
 from api.geofence import repository
 from api.geofence.cache import CachedDeal, CachedStore, GeoCache
+from api.geofence.index import Hits
 from api.geofence.schemas import (
     CacheStats,
     DistrictStats,
@@ -136,11 +138,32 @@ def _from_cache(
     hits = cache.within(query.lat, query.lon, query.radius_m)
     distances = hits.distances
     by_distance = query.sort is NearbySort.DISTANCE
+    candidates = np.arange(len(distances))
     if by_distance and after is not None:
-        order = np.flatnonzero(distances >= after[0])
-        order = order[np.argsort(distances[order], kind="stable")].tolist()
-    else:
-        order = np.argsort(distances, kind="stable").tolist()
+        candidates = np.flatnonzero(distances >= after[0])
+    if by_distance and len(candidates) > 4 * (query.limit + 1):
+        # Distance order needs only the nearest few: partition first, sort those.
+        k = 4 * (query.limit + 1)
+        nearest = candidates[np.argpartition(distances[candidates], k - 1)[:k]]
+        ranked, complete = _collect(cache, hits, nearest, query, after, now)
+        if complete:
+            return _page(ranked, query, "cache")
+    ranked, _ = _collect(cache, hits, candidates, query, after, now)
+    return _page(ranked, query, "cache")
+
+
+def _collect(
+    cache: GeoCache,
+    hits: Hits,
+    candidates: npt.NDArray[np.int64],
+    query: NearbyQuery,
+    after: Key | None,
+    now: datetime,
+) -> tuple[list[Ranked], bool]:
+    """Ranked deals of these hits, nearest first; True when distance order filled a page early."""
+    distances = hits.distances
+    order = candidates[np.argsort(distances[candidates], kind="stable")].tolist()
+    by_distance = query.sort is NearbySort.DISTANCE
     stores = cache.stores
     category = query.category
     ranked: list[Ranked] = []
@@ -150,13 +173,13 @@ def _from_cache(
         distance = float(distances[i])
         # Distance order: stop once a full page (and every tie at its end) is collected.
         if by_distance and len(ranked) >= wanted and distance > last:
-            break
-        store = stores[hits.keys[i]]
+            return ranked, True
+        store = stores[hits.key(i)]
         if category and not store.category_code.startswith(category):
             continue
         _rank(store, store.deals.values(), distance, query, after, now, ranked)
         last = distance
-    return _page(ranked, query, "cache")
+    return ranked, False
 
 
 async def _from_postgis(
