@@ -94,13 +94,15 @@ def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: in
     session = messaging._get_messaging_service(app)._client.session
     # send_each mounts its pooled adapter on https://fcm.googleapis.com only; give the
     # stand-in's http:// URL the same pool so the comparison is fair.
-    session.mount("http://", messaging.requests.adapters.HTTPAdapter(pool_connections=100,
-                                                                    pool_maxsize=100))
+    session.mount(
+        "http://", messaging.requests.adapters.HTTPAdapter(pool_connections=100, pool_maxsize=100)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         messages = [
-            messaging.Message(token=n.target, data=n.data,
-                              notification=messaging.Notification(n.title, n.body))
+            messaging.Message(
+                token=n.target, data=n.data, notification=messaging.Notification(n.title, n.body)
+            )
             for n in notes
         ]
     try:
@@ -125,13 +127,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="messages per method")
     parser.add_argument("--batch", type=int, default=100, help="messages per call (≤ 500)")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    parser.add_argument(
+        "--http2", action="store_true", help="stand-in and send_each_async over h2c (HTTP/2)"
+    )
     args = parser.parse_args()
 
     port = _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="push-bench-"))
     sa = workdir / "service-account.json"
     standin = subprocess.Popen(
-        [sys.executable, "-m", "standins.fcm", "--port", str(port), "--service-account", str(sa)],
+        [sys.executable, "-m", "standins.fcm", "--port", str(port), "--service-account", str(sa)]
+        + (["--http2"] if args.http2 else []),
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -142,9 +148,26 @@ def main() -> None:
             credentials_file=sa,
             send_url=f"http://127.0.0.1:{port}/v1/projects/{{project}}/messages:send",
             batch_size=args.batch,
+            h2c=args.http2,
         )
         print(f"{args.messages} messages, {args.batch} per call, stand-in :{port}", file=sys.stderr)
         async_rate = asyncio.run(_async_rate(settings, _notifications(args.messages), args.batch))
+        if args.http2:  # send_each (requests) speaks HTTP/1.1 only: its own stand-in
+            standin.terminate()
+            standin.wait()
+            standin = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "standins.fcm",
+                    "--port",
+                    str(port),
+                    "--service-account",
+                    str(workdir / "sa-sync.json"),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            _wait_listening(port, standin)
         sync_rate = _threadpool_rate(settings, _notifications(args.messages), args.batch)
     finally:
         standin.terminate()
@@ -153,6 +176,8 @@ def main() -> None:
         "bench": "push-throughput",
         "messages": args.messages,
         "batch": args.batch,
+        "async_transport": "h2c (HTTP/2)" if args.http2 else "HTTP/1.1",
+        "threadpool_transport": "HTTP/1.1",
         "send_each_async_per_s": round(async_rate),
         "send_each_threadpool_per_s": round(sync_rate),
         "ratio": round(async_rate / sync_rate, 2),

@@ -421,6 +421,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", default="magam-local", help="the Firebase project id")
     parser.add_argument("--log", type=Path, help="append every accepted message to this JSONL file")
     parser.add_argument(
+        "--http2",
+        action="store_true",
+        help="speak cleartext HTTP/2 (prior knowledge) as FCM speaks HTTP/2; clients need h2c",
+    )
+    parser.add_argument(
         "--service-account",
         type=Path,
         help="write a matching service-account JSON here (give it to push as FCM credentials)",
@@ -431,7 +436,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.service_account:
         args.service_account.write_text(json.dumps(fake.service_account(base)), encoding="utf-8")
     print(f"FCM stand-in on {base}/v1/projects/{args.project}/messages:send")
-    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
+    if args.http2:
+        from standins.h2c import serve_h2c  # noqa: PLC0415
+
+        asyncio.run(serve_h2c(fake.app, "127.0.0.1", args.port))
+    else:
+        uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

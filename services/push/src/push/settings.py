@@ -38,6 +38,9 @@ class FcmSettings(BaseModel):
     credentials_file: Path | None = None
     #: Override of FCM's send URL, ``{project}`` filled in; only for the local stand-in.
     send_url: str | None = None
+    #: Cleartext HTTP/2 with prior knowledge for an ``http://`` send_url (the stand-in's
+    #: ``--http2``); real FCM negotiates HTTP/2 over TLS by itself.
+    h2c: bool = False
     batch_size: int = Field(default=500, ge=1, le=500, description="messages per send_each_async")
     max_attempts: int = Field(default=5, ge=1, description="tries per message before the DLQ")
     backoff_base_s: float = Field(default=0.5, ge=0)

@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 import firebase_admin  # type: ignore[import-untyped]
+import httpx
 from firebase_admin import (
     _http_client,
     _retry,
@@ -130,11 +131,24 @@ class FcmSender:
         # firebase-admin retries 500/503 itself (4 times, ignoring Retry-After); one retry
         # policy is enough, and ours records attempts and ends in the DLQ.
         service = messaging._get_messaging_service(self._app)
-        service._async_client = _http_client.HttpxAsyncClient(
+        client = _http_client.HttpxAsyncClient(
             credential=service._credential,
             timeout=settings.http_timeout_s,
             retry_config=_retry.HttpxRetry(max_retries=0),
         )
+        if settings.h2c:
+            transport = _retry.HttpxRetryTransport(
+                retry=_retry.HttpxRetry(max_retries=0), http1=False, http2=True
+            )
+            client._async_client = httpx.AsyncClient(
+                http1=False,
+                http2=True,
+                timeout=settings.http_timeout_s,
+                headers=client._headers,
+                auth=_http_client.GoogleAuthCredentialFlow(service._credential),
+                mounts={"http://": transport},
+            )
+        service._async_client = client
 
     async def send(self, notifications: list[Notification]) -> list[SendResult]:
         results: list[SendResult] = []
