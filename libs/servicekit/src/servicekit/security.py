@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
@@ -19,9 +21,12 @@ import jwt
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
-from contracts import AccessTokenClaims, Role, SessionRevoked, parse_event
-from servicekit.bus import IncomingRecord
+from contracts import TOPIC_IDENTITY, AccessTokenClaims, Role, SessionRevoked, parse_event
+from servicekit.bus import IncomingRecord, InProcessBus, Subscription
 from servicekit.errors import Forbidden, Unauthorized
+from servicekit.kafka import KafkaSubscription
+
+log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256")
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 — a JOSE type, not a secret
@@ -324,3 +329,53 @@ __all__: Sequence[str] = (
     "TokenVerifier",
     "require_role",
 )
+
+
+class RevocationFeed:
+    """Keeps a RevocationList current from the identity topic, on every replica.
+
+    Each replica reads the whole topic under its own consumer group (a deny-list must be complete
+    on every replica, not shared out like work); the local profile reads the in-process bus.
+    """
+
+    def __init__(self, subscription: Subscription, revocations: RevocationList) -> None:
+        self._subscription = subscription
+        self.revocations = revocations
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_service(
+        cls, service: str, kafka_bootstrap: str | None, bus: InProcessBus | None
+    ) -> RevocationFeed:
+        group = f"{service}-revocations-{uuid.uuid4().hex[:12]}"
+        subscription: Subscription
+        if kafka_bootstrap is None:
+            subscription = (bus or InProcessBus()).subscription(group, [TOPIC_IDENTITY])
+        else:
+            subscription = KafkaSubscription(
+                kafka_bootstrap, group, [TOPIC_IDENTITY], client_id=f"{service}-revocations"
+            )
+        return cls(subscription, RevocationList())
+
+    async def _follow(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._subscription.run(self.revocations.handle)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("revocation feed failed; retrying", exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="revocation-feed")
+
+    async def stop(self) -> None:
+        await self._subscription.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -36,7 +36,7 @@ from servicekit.logs import configure_logging
 from servicekit.metrics import install_metrics
 from servicekit.refresh import install_config_refresh
 from servicekit.runner import uvicorn_server
-from servicekit.security import HttpJwks, TokenVerifier
+from servicekit.security import HttpJwks, RevocationFeed, TokenVerifier
 from servicekit.telemetry import flush as flush_spans
 from servicekit.telemetry import instrument, setup_tracing
 
@@ -67,9 +67,19 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
         await publisher.start()
         app.state.publisher = publisher
         jwks = HttpJwks(settings.auth.jwks_url)
+        revocations = RevocationFeed.for_service(
+            "api",
+            None if settings.uses_embedded_infrastructure else settings.kafka.bootstrap_servers,
+            local_bus,
+        )
+        await revocations.start()
+        app.state.revocations = revocations.revocations
         if getattr(app.state, "token_verifier", None) is None:
             app.state.token_verifier = TokenVerifier(
-                jwks, issuer=settings.auth.issuer, audience=settings.auth.audience
+                jwks,
+                issuer=settings.auth.issuer,
+                audience=settings.auth.audience,
+                is_revoked=revocations.revocations.is_revoked,
             )
         app.state.readiness = [ReadinessCheck("database", lambda: ping(engine))]
         if not settings.uses_embedded_infrastructure:
@@ -111,6 +121,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await publisher.stop()
+            await revocations.stop()
             await jwks.aclose()
             await engine.dispose()
             flush_spans()
