@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator, Sequence
+import sys
+from collections.abc import Callable, Generator, Sequence
+from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
-from servicekit.config import ServiceSettings
+from servicekit.config import ConfigError, ServiceSettings
 from servicekit.logs import current_service
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 class _SharedSignalServer(uvicorn.Server):
@@ -34,6 +39,22 @@ def uvicorn_server(
         lifespan="on",
     )
     return _SharedSignalServer(config) if shared else uvicorn.Server(config)
+
+
+def serve_service(
+    service: str,
+    load_settings: Callable[[], S],
+    create_app: Callable[[S], FastAPI],
+) -> None:
+    """Loads settings, builds the app and serves it; a configuration problem (a missing secret,
+    a bad value) ends the process with one clear line and exit code 2, not a traceback."""
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except (ConfigError, ValidationError) as exc:
+        print(f"{service}: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn_server(app, settings).run()
 
 
 async def _serve_as(service: str, server: uvicorn.Server) -> None:

@@ -35,7 +35,7 @@ from servicekit.kafka import KafkaPublisher
 from servicekit.logs import configure_logging
 from servicekit.metrics import install_metrics
 from servicekit.refresh import install_config_refresh
-from servicekit.runner import uvicorn_server
+from servicekit.runner import serve_service
 from servicekit.security import HttpJwks, RevocationFeed, TokenVerifier
 from servicekit.telemetry import flush as flush_spans
 from servicekit.telemetry import instrument, setup_tracing
@@ -158,5 +158,4 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
 
 def serve() -> None:
     """Entry point of ``magam-api``: serve on the configured port."""
-    settings = ApiSettings()
-    uvicorn_server(create_app(settings), settings).run()
+    serve_service("api", ApiSettings, create_app)

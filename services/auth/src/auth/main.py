@@ -32,9 +32,12 @@ from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher, KafkaSubscription, ensure_topics
 from servicekit.logs import configure_logging
+from servicekit.metrics import install_metrics
 from servicekit.refresh import install_config_refresh
-from servicekit.runner import uvicorn_server
+from servicekit.runner import serve_service
 from servicekit.security import StaticJwks, TokenVerifier
+from servicekit.telemetry import flush as flush_spans
+from servicekit.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
     """The auth app; ``bus`` is the local launcher's shared in-process bus (identity topic)."""
     settings = settings or AuthSettings()
     configure_logging("auth", settings.log.level)
+    setup_tracing("auth", settings.tracing)
     keys = _key_ring(settings)
 
     @asynccontextmanager
@@ -141,6 +145,7 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
             await publisher.stop()
             await http.aclose()
             await engine.dispose()
+            flush_spans()
 
     app = FastAPI(
         title="magam auth",
@@ -153,6 +158,8 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
     app.state.limiter = RateLimiter(settings.rate_limit.window_s)
     app.state.readiness = []
     install_error_handlers(app)
+    install_metrics(app, "auth")
+    instrument(app)
     app.include_router(health_router("auth", lambda: app.state.readiness))
     app.include_router(token_router)
     app.include_router(kakao_router)
@@ -164,5 +171,4 @@ def create_app(settings: AuthSettings | None = None, bus: InProcessBus | None = 
 
 def serve() -> None:
     """Entry point of ``magam-auth``: serve on the configured port."""
-    settings = AuthSettings()
-    uvicorn_server(create_app(settings), settings).run()
+    serve_service("auth", AuthSettings, create_app)

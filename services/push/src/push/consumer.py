@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from push.settings import ConsumerSettings
 from servicekit.bus import IncomingRecord
+from servicekit.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class BatchConsumer:
             group_id=settings.group_id,
             client_id=client_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.offset_reset,
             max_poll_records=settings.max_batch,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
@@ -80,6 +81,11 @@ class BatchConsumer:
                 # Partitions are independent: their batches go to FCM side by side.
                 await asyncio.gather(*(one(tp, recs) for tp, recs in batches.items()))
                 await self.commit_done()
+                for tp in batches:
+                    end = self._consumer.highwater(tp)
+                    if end is not None:
+                        lag = end - await self._consumer.position(tp)
+                        CONSUMER_LAG.labels("push", tp.topic, str(tp.partition)).set(lag)
         finally:
             await self._consumer.stop()
 

@@ -31,9 +31,12 @@ from servicekit.errors import install_error_handlers
 from servicekit.health import ReadinessCheck, health_router
 from servicekit.kafka import KafkaPublisher, ensure_topics, ping_broker
 from servicekit.logs import configure_logging
+from servicekit.metrics import install_metrics
 from servicekit.refresh import install_config_refresh
-from servicekit.runner import uvicorn_server
-from servicekit.security import HttpJwks, TokenVerifier
+from servicekit.runner import serve_service
+from servicekit.security import HttpJwks, RevocationFeed, TokenVerifier
+from servicekit.telemetry import flush as flush_spans
+from servicekit.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
     """The push app; ``bus`` lets the local launcher share one in-process bus among services."""
     settings = settings or PushSettings()
     configure_logging("push", settings.log.level)
+    setup_tracing("push", settings.tracing)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,11 +121,18 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
         sessions = session_factory(engine)
         app.state.sessions = sessions
         await prepare_schema(engine, Base.metadata)
+        revocations = RevocationFeed.for_service(
+            "push",
+            None if settings.uses_embedded_infrastructure else settings.kafka.bootstrap_servers,
+            bus,
+        )
+        await revocations.start()
         if getattr(app.state, "token_verifier", None) is None:
             app.state.token_verifier = TokenVerifier(
                 HttpJwks(settings.auth.jwks_url),
                 issuer=settings.auth.issuer,
                 audience=settings.auth.audience,
+                is_revoked=revocations.revocations.is_revoked,
             )
         sender = build_sender(settings)
         operators: OperatorChannel = (
@@ -193,9 +204,11 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 10) if task is not tasks[0] else await task
             await dlq.stop()
+            await revocations.stop()
             await sender.aclose()
             await operators.aclose()
             await engine.dispose()
+            flush_spans()
 
     app = FastAPI(
         title="magam push",
@@ -209,6 +222,8 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
     app.state.settings = settings
     app.state.readiness = []
     install_error_handlers(app)
+    install_metrics(app, "push")
+    instrument(app)
     app.include_router(health_router("push", lambda: app.state.readiness))
     app.include_router(device_router)
     app.include_router(subscription_router)
@@ -218,5 +233,4 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
 
 def serve() -> None:
     """Entry point of ``magam-push``: serve on the configured port."""
-    settings = PushSettings()
-    uvicorn_server(create_app(settings), settings).run()
+    serve_service("push", PushSettings, create_app)

@@ -21,6 +21,8 @@ class ConsumerSettings(BaseModel):
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     dlq_suffix: str = ".dlq"
+    #: Where a new consumer group starts: the whole retained history, or only what comes next.
+    offset_reset: Literal["earliest", "latest"] = "earliest"
 
 
 class AuthSettings(BaseModel):

@@ -21,7 +21,9 @@ from push.delivery.models import Delivery, DeliveryStatus
 from push.delivery.sender import Notification, Outcome, Sender, SendResult
 from push.delivery.service import Policy, claim_events, plan_deliveries
 from push.device.models import Device
-from servicekit.bus import IncomingRecord, OutgoingRecord, Publisher
+from servicekit.bus import Headers, IncomingRecord, OutgoingRecord, Publisher
+from servicekit.metrics import PUSHES
+from servicekit.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ class Pipeline:
         self._retry = retry
         self._dlq_suffix = dlq_suffix
         self.sent = 0
+        # The trace context each event arrived with, so its processing span and FCM calls join
+        # the trace that began with the customer's request (bounded: cleared per batch).
+        self._trace_headers: dict[uuid.UUID, Headers] = {}
 
     async def handle_batch(self, records: Sequence[IncomingRecord]) -> None:
         """Handles records of one partition, in order; returns once all of it is durable."""
@@ -82,6 +87,7 @@ class Pipeline:
                 events.append((record, parse_event(record.value)))
             except ValidationError as exc:
                 dead_letters.append((record, f"unparseable event: {str(exc)[:400]}"))
+        self._trace_headers = {e.event_id: r.headers for r, e in events if r.header("traceparent")}
         if events:
             now = datetime.now(UTC)
             async with self._sessions() as session, session.begin():
@@ -127,9 +133,7 @@ class Pipeline:
         attempt = 0
         while todo:
             attempt += 1
-            results = await self._sender.send(
-                [Notification(d.target_kind, d.target, d.title, d.body, d.data) for d in todo]
-            )
+            results = await self._send_traced(todo)
             retry = [
                 (d, r) for d, r in zip(todo, results, strict=True) if r.outcome == Outcome.RETRY
             ]
@@ -161,6 +165,32 @@ class Pipeline:
             await asyncio.sleep(wait)
             todo = [d for d, _ in retry]
         return failed
+
+    async def _send_traced(self, todo: list[Delivery]) -> list[SendResult]:
+        """Sends a chunk; with tracing on, each event's messages go out inside a processing span
+        that continues the event's trace, so the FCM HTTP calls are children of it."""
+
+        def notification(d: Delivery) -> Notification:
+            return Notification(d.target_kind, d.target, d.title, d.body, d.data)
+
+        if not tracing_active():
+            return await self._sender.send([notification(d) for d in todo])
+        by_event: dict[uuid.UUID, list[int]] = {}
+        for index, delivery in enumerate(todo):
+            by_event.setdefault(delivery.event_id, []).append(index)
+
+        async def send_event(event_id: uuid.UUID, indexes: list[int]) -> list[SendResult]:
+            headers = self._trace_headers.get(event_id, [])
+            with consumer_span("push deliver", headers, event_id=str(event_id)):
+                return await self._sender.send([notification(todo[i]) for i in indexes])
+
+        # At most the chunk is in flight, as without tracing: the crash bound stays the same.
+        answers = await asyncio.gather(*(send_event(e, ix) for e, ix in by_event.items()))
+        results: list[SendResult | None] = [None] * len(todo)
+        for indexes, answer in zip(by_event.values(), answers, strict=True):
+            for index, result in zip(indexes, answer, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
 
     async def _record(
         self, final: list[tuple[Delivery, SendResult]], given_up: list[tuple[Delivery, SendResult]]
@@ -216,6 +246,9 @@ class Pipeline:
                 )
                 log.info("device removed: FCM says it is gone", extra={"target_kind": kind})
         self.sent += sum(1 for _, r in final if r.outcome == Outcome.SENT)
+        for _, r in [*final, *given_up]:
+            reason = "" if r.outcome == Outcome.SENT else (r.reason or "")[:40]
+            PUSHES.labels("push", str(r.outcome), reason).inc()
 
     async def _dead_letter(self, dead_letters: list[tuple[IncomingRecord, str]]) -> None:
         await self._dlq.send_batch(
