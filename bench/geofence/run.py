@@ -380,14 +380,14 @@ request = function()
   n = n % 5000 + 1
   local path = string.format("/customer/deals/nearby?lat=%.6f&lon=%.6f&radius=1000&limit=50",
     lats[n], lons[n])
-  return wrk.format("GET", path, {["Authorization"] = "%s"})
+  return wrk.format("GET", path, {["Authorization"] = "AUTH"})
 end
 """
 
 
 def _wrk(url: str, auth: str, seconds: int, connections: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_LUA % auth)
+        script.write(_WRK_LUA.replace("AUTH", auth))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
         check=True,

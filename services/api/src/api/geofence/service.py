@@ -82,7 +82,8 @@ def _check(query: NearbyQuery) -> tuple[Key, uuid.UUID] | None:
 
 
 def _item(store: CachedStore, deal: CachedDeal, distance: float, price: int) -> NearbyDeal:
-    return NearbyDeal(
+    # Built from typed cache entries: construct without validating again (the hot path).
+    return NearbyDeal.model_construct(
         deal_id=deal.id,
         store_id=store.id,
         store_name=store.name,
