@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -39,7 +40,6 @@ from api.order.schemas import (
 )
 from api.store import repository as stores
 from api.store.models import Store
-from servicekit.telemetry import current_traceparent
 from contracts import (
     OrderPlaced,
     OrderPlacedData,
@@ -49,6 +49,9 @@ from contracts import (
 )
 from contracts import StockChangeReason as Reason
 from servicekit.security import Principal
+from servicekit.telemetry import current_traceparent
+
+log = logging.getLogger(__name__)
 
 Reservation = Literal["atomic_update", "select_for_update"]
 SYSTEM_ACTOR = "system"
@@ -156,6 +159,10 @@ async def place_order(
     reason = Reason.SOLD_OUT if left == 0 else Reason.ORDERED
     outbox.add(session, stock_changed(deal, store, reason, now))
     await session.flush()
+    log.info(
+        "order placed",
+        extra={"order_id": str(order.id), "deal_id": str(deal.id), "stock_left": left},
+    )
     return to_read(order, for_customer=True)
 
 

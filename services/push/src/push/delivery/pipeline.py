@@ -75,7 +75,7 @@ class Pipeline:
         self._dlq_suffix = dlq_suffix
         self.sent = 0
         # The trace context each event arrived with, so its processing span and FCM calls join
-        # the trace that began with the customer's request (bounded: cleared per batch).
+        # the trace that began with the customer's request (bounded: emptied after each batch).
         self._trace_headers: dict[uuid.UUID, Headers] = {}
 
     async def handle_batch(self, records: Sequence[IncomingRecord]) -> None:
@@ -87,7 +87,20 @@ class Pipeline:
                 events.append((record, parse_event(record.value)))
             except ValidationError as exc:
                 dead_letters.append((record, f"unparseable event: {str(exc)[:400]}"))
-        self._trace_headers = {e.event_id: r.headers for r, e in events if r.header("traceparent")}
+        # Partitions' batches run side by side: add this batch's contexts, drop them when done.
+        traced = {e.event_id: r.headers for r, e in events if r.header("traceparent")}
+        self._trace_headers.update(traced)
+        try:
+            await self._handle_parsed(events, dead_letters)
+        finally:
+            for event_id in traced:
+                self._trace_headers.pop(event_id, None)
+
+    async def _handle_parsed(
+        self,
+        events: list[tuple[IncomingRecord, Event]],
+        dead_letters: list[tuple[IncomingRecord, str]],
+    ) -> None:
         if events:
             now = datetime.now(UTC)
             async with self._sessions() as session, session.begin():
@@ -182,7 +195,16 @@ class Pipeline:
         async def send_event(event_id: uuid.UUID, indexes: list[int]) -> list[SendResult]:
             headers = self._trace_headers.get(event_id, [])
             with consumer_span("push deliver", headers, event_id=str(event_id)):
-                return await self._sender.send([notification(todo[i]) for i in indexes])
+                results = await self._sender.send([notification(todo[i]) for i in indexes])
+                log.info(
+                    "notifications sent",
+                    extra={
+                        "event_id": str(event_id),
+                        "messages": len(indexes),
+                        "accepted": sum(1 for r in results if r.outcome == Outcome.SENT),
+                    },
+                )
+                return results
 
         # At most the chunk is in flight, as without tracing: the crash bound stays the same.
         answers = await asyncio.gather(*(send_event(e, ix) for e, ix in by_event.items()))

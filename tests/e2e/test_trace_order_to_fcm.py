@@ -1,0 +1,283 @@
+"""One trace from a customer's tap to the manager's phone, in the real Zipkin.
+
+api and push run as separate processes in the prod profile (PostgreSQL, Kafka, Zipkin from
+scripts/infra), push sends through the FCM stand-in. A customer places an order with a
+``traceparent`` of our own; Zipkin must then hold, in that one trace, api's request span, a
+database span, the relay's produce span, push's consume and processing spans and the FCM HTTP
+call, each linked to its parent — and both services' JSON logs carry the trace id.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from conftest import REPO, Infra
+from servicekit.testing import TokenFactory
+from standins.fcm import RunningFcm, running_fcm
+
+pytestmark = pytest.mark.integration
+ZIPKIN = f"http://127.0.0.1:{os.environ.get('MAGAM_ZIPKIN_PORT', '9411')}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def tokens() -> Iterator[tuple[TokenFactory, str]]:
+    factory = TokenFactory()
+    body = json.dumps(factory.jwks()).encode()
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield factory, f"http://127.0.0.1:{server.server_port}/jwks.json"
+    server.shutdown()
+    server.server_close()
+
+
+def _start(module: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", f"from {module}.main import serve; serve()"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"{module} did not get ready:\n{log.read_text()[-3000:]}")
+
+
+# (service, kind, a word of the name) of each span the trace must hold.
+WANTED = {
+    "request": ("api", "SERVER", "/customer/orders"),
+    "database": ("api", "CLIENT", "INSERT"),
+    "produce": ("api", "PRODUCER", "order"),
+    "consume": ("push", "CONSUMER", "order"),
+    "process": ("push", "CONSUMER", "push deliver"),
+    "fcm_call": ("push", "CLIENT", "post"),
+}
+
+
+def _find(spans: list[dict[str, Any]], service: str, kind: str, word: str) -> dict[str, Any] | None:
+    return next(
+        (
+            s
+            for s in spans
+            if s["localEndpoint"]["serviceName"] == service
+            and s.get("kind") == kind
+            and word.lower() in s["name"].lower()
+        ),
+        None,
+    )
+
+
+def _spans(trace_id: str, deadline_s: float = 60) -> list[dict[str, Any]]:
+    """The trace once every wanted span arrived (Zipkin ingests asynchronously)."""
+    deadline = time.monotonic() + deadline_s
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{ZIPKIN}/api/v2/trace/{trace_id}", timeout=5)
+        if response.status_code == 200:
+            spans = response.json()
+            if all(_find(spans, *wanted) for wanted in WANTED.values()):
+                break
+        time.sleep(1)
+    return spans
+
+
+def test_an_order_is_one_trace_from_api_to_the_fcm_call(
+    infra: Infra, tokens: tuple[TokenFactory, str], tmp_path: Path
+) -> None:
+    factory, jwks_url = tokens
+    api_port, push_port = _free_port(), _free_port()
+    common = {
+        **os.environ,
+        "MAGAM_PROFILE": "prod",
+        "MAGAM_ALLOW_DEV_SECRETS": "1",
+        "MAGAM_CONFIG_REPO": str(REPO / "config-repo"),
+        "API_DATABASE__PASSWORD": infra.pg_password,
+        "PUSH_DATABASE__PASSWORD": infra.pg_password,
+        "API_AUTH__JWKS_URL": jwks_url,
+        "API_AUTH__ISSUER": factory.issuer,
+        "PUSH_AUTH__JWKS_URL": jwks_url,
+        "PUSH_AUTH__ISSUER": factory.issuer,
+        "API_HTTP__PORT": str(api_port),
+        "PUSH_HTTP__PORT": str(push_port),
+        "API_TRACING__ENABLED": "true",
+        "PUSH_TRACING__ENABLED": "true",
+        "API_TRACING__ZIPKIN_ENDPOINT": f"{ZIPKIN}/api/v2/spans",
+        "PUSH_TRACING__ZIPKIN_ENDPOINT": f"{ZIPKIN}/api/v2/spans",
+        "PUSH_CONSUMER__GROUP_ID": f"push-trace-{uuid.uuid4().hex[:8]}",
+        "PUSH_CONSUMER__OFFSET_RESET": "latest",
+    }
+    fcm: RunningFcm
+    with running_fcm(tmp_path) as fcm:
+        push = _start("push", push_port, {**common, **fcm.env()}, tmp_path / "push.log")
+        api = _start("api", api_port, common, tmp_path / "api.log")
+        try:
+            _place_an_order_and_check_the_trace(infra, factory, fcm, api_port, push_port, tmp_path)
+        finally:
+            for proc in (api, push):
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def _place_an_order_and_check_the_trace(
+    infra: Infra,
+    factory: TokenFactory,
+    fcm: RunningFcm,
+    api_port: int,
+    push_port: int,
+    logs: Path,
+) -> None:
+    store = f"E{uuid.uuid4().hex[:19].upper()}"
+    with psycopg.connect(
+        f"host=127.0.0.1 port={infra.pg_port} user=magam password={infra.pg_password} dbname=api",
+        autocommit=True,
+    ) as conn:
+        conn.execute(
+            "INSERT INTO stores (id, name, branch, category_code, address, district_code,"
+            " dong_code, location, large_category_code, middle_category_code, road_address,"
+            " lot_address) VALUES (%s, '추적빵집', '', 'I21001', '', '11200', '',"
+            " 'SRID=4326;POINT(127.0447 37.5477)', 'I2', 'I210', '', '')",
+            (store,),
+        )
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api,
+        httpx.Client(base_url=f"http://127.0.0.1:{push_port}", timeout=30) as push,
+    ):
+        trace_id, device_token = _order_through_the_apis(factory, api, push, store)
+    _check(trace_id, device_token, fcm, logs)
+
+
+def _order_through_the_apis(
+    factory: TokenFactory, api: httpx.Client, push: httpx.Client, store: str
+) -> tuple[str, str]:
+    manager_id = f"m-trace-{uuid.uuid4().hex[:8]}"
+    manager = factory.headers(manager_id, ["customer", "manager"])
+    device_token = f"fcm-trace-{secrets.token_hex(8)}"
+    registered = push.post(
+        "/devices",
+        json={"target_kind": "token", "target": device_token, "platform": "android"},
+        headers=manager,
+    )
+    assert registered.status_code == 201, registered.text
+    claim = api.post(
+        f"/stores/{store}/claims", json={"business_number": "220-81-62517"}, headers=manager
+    )
+    assert claim.status_code == 201, claim.text
+    approve = api.post(
+        f"/admin/store-claims/{claim.json()['id']}/approve",
+        json={},
+        headers=factory.headers("a-trace", ["admin"]),
+    )
+    assert approve.status_code == 200, approve.text
+    deal = api.post(
+        f"/manager/stores/{store}/deals",
+        json={
+            "name": "소금빵",
+            "original_price_krw": 3000,
+            "discount_percent": 40,
+            "quantity": 5,
+            "pickup_start_at": datetime.now(UTC).isoformat(),
+            "pickup_end_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+        },
+        headers=manager,
+    ).json()
+    assert "id" in deal, deal
+    time.sleep(3)  # push has learned the store's manager from store.manager_approved
+
+    trace_id = secrets.token_hex(16)
+    order = api.post(
+        "/customer/orders",
+        json={"deal_id": deal["id"], "quantity": 1},
+        headers={
+            **factory.headers("c-trace", ["customer"]),
+            "Idempotency-Key": str(uuid.uuid4()),
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        },
+    )
+    assert order.status_code == 201, order.text
+    return trace_id, device_token
+
+
+def _check(trace_id: str, device_token: str, fcm: RunningFcm, logs: Path) -> None:
+    deadline = time.monotonic() + 60
+    while (
+        not any(r.target == device_token for r in fcm.fake.accepted())
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    delivered = [r for r in fcm.fake.accepted() if r.target == device_token]
+    assert delivered, "the manager's phone got no notification"
+    assert delivered[-1].data.get("type") == "order.placed"
+
+    spans = _spans(trace_id)
+    by_id = {s["id"]: s for s in spans}
+    names = sorted({(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"]) for s in spans})
+    found = {key: _find(spans, *wanted) for key, wanted in WANTED.items()}
+    missing = [key for key, span in found.items() if span is None]
+    assert not missing, f"missing {missing} in {names}"
+    request, database, produce, consume, process, fcm_call = (found[k] or {} for k in WANTED)
+
+    def ancestors(span: dict[str, Any]) -> list[str]:
+        chain = []
+        while span.get("parentId") in by_id:
+            span = by_id[span["parentId"]]
+            chain.append(span["id"])
+        return chain
+
+    assert request["id"] in ancestors(database)
+    assert request["id"] in ancestors(produce)
+    assert produce["id"] in ancestors(consume) or produce["id"] == consume.get("parentId")
+    assert produce["id"] in ancestors(process)
+    assert process["id"] in ancestors(fcm_call)
+    assert all(s["traceId"] == trace_id for s in spans)
+
+    for service in ("api", "push"):
+        lines = [
+            json.loads(line)
+            for line in (logs / f"{service}.log").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert any(line.get("trace_id") == trace_id for line in lines), (
+            f"no {service} log line in the trace"
+        )
