@@ -7,6 +7,7 @@ Each replica's cache follows the ``stock`` topic on its own; the bound asserted 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -163,15 +164,14 @@ def test_a_deal_change_through_one_replica_is_searchable_on_the_other(
 ) -> None:
     writer, reader = replicas
     admin = tokens.headers("geo-admin", ["admin"])
+
+    def warm(replica: Replica) -> bool:
+        stats = httpx.get(f"{replica.url}/admin/geofence/cache", headers=admin).json()
+        return bool(stats.get("warm"))
+
     for replica in replicas:  # cold load done: both answer from their own cache
-        _wait(
-            replica,
-            "warmed its cache",
-            lambda r=replica: httpx.get(f"{r.url}/admin/geofence/cache", headers=admin)
-            .json()
-            .get("warm"),
-            240,  # process start-up and the cold load, on a busy shared machine
-        )
+        # 240 s: process start-up and the cold load, on a busy shared machine.
+        _wait(replica, "warmed its cache", functools.partial(warm, replica), 240)
     lat, lon = random.uniform(37.48, 37.52), random.uniform(127.02, 127.08)
     manager = f"m-{uuid.uuid4().hex[:12]}"
     store = _store_with_manager(infra, lat, lon, manager)
