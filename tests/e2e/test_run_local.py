@@ -64,6 +64,11 @@ def test_local_profile_serves_docs_and_is_ready_on_all_three_ports(
         docs = httpx.get(f"http://127.0.0.1:{port}/docs")
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert metrics.status_code == 200
+        assert f'magam_http_requests_total{{method="GET",route="/readyz",service="{service}"' in (
+            metrics.text
+        )
 
 
 def test_local_profile_seeds_demo_stores_and_signs_in_demo_users(

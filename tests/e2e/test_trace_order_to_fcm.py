@@ -185,7 +185,12 @@ def _place_an_order_and_check_the_trace(
         httpx.Client(base_url=f"http://127.0.0.1:{push_port}", timeout=30) as push,
     ):
         trace_id, device_token = _order_through_the_apis(factory, api, push, store)
-    _check(trace_id, device_token, fcm, logs)
+        _check(trace_id, device_token, fcm, logs)
+        api_metrics, push_metrics = api.get("/metrics").text, push.get("/metrics").text
+    assert 'magam_http_requests_total{method="POST",route="/customer/orders"' in api_metrics
+    assert "magam_outbox_backlog" in api_metrics
+    assert 'magam_pushes_total{outcome="sent"' in push_metrics
+    assert 'magam_consumer_lag{partition="' in push_metrics
 
 
 def _order_through_the_apis(

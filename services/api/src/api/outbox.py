@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 import zlib
 from datetime import UTC, datetime
@@ -174,14 +173,28 @@ class OutboxRelay:
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
         OUTBOX_OLDEST_AGE.labels("api").set(max(age, 0.0))
 
+    async def _report_forever(self) -> None:
+        # Its own loop: while the broker is away a relay pass can block for seconds, and the
+        # backlog must still be visible, rising, in /metrics.
+        while not self._stopping.is_set():
+            with contextlib.suppress(Exception):
+                await self.report_backlog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+
     async def run(self) -> None:
+        reporter = asyncio.create_task(self._report_forever(), name="outbox-backlog")
+        try:
+            await self._relay_forever()
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+
+    async def _relay_forever(self) -> None:
         delay = self._idle_poll_s
-        reported_at = 0.0
         while not self._stopping.is_set():
             try:
-                if time.monotonic() - reported_at >= 1.0:
-                    reported_at = time.monotonic()
-                    await self.report_backlog()
                 published = await self.publish_pending()
             except asyncio.CancelledError:
                 raise

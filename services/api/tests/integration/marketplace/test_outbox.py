@@ -1,7 +1,11 @@
 """Events are written with the change they describe, and the relay publishes them to Kafka."""
 
+import asyncio
+import re
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -53,6 +57,20 @@ async def test_the_relay_publishes_each_event_keyed_by_store(api: Api, prod_prof
     assert unsent == 0
 
 
+async def _backlog_metric(api: Api, wanted: Callable[[float], bool], timeout_s: float) -> float:
+    """``magam_outbox_backlog`` from /metrics, polled until ``wanted`` holds or the timeout."""
+    value = -1.0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = (await api.client.get("/metrics")).text
+        match = re.search(r'^magam_outbox_backlog\{service="api"\} ([0-9.e+]+)$', text, re.M)
+        value = float(match.group(1)) if match else -1.0
+        if wanted(value):
+            break
+        await asyncio.sleep(0.5)
+    return value
+
+
 def _infra(*args: str) -> None:
     subprocess.run([str(REPO / "scripts" / "infra"), *args], check=True, capture_output=True)
 
@@ -84,6 +102,7 @@ async def test_orders_succeed_while_kafka_is_down_and_every_event_arrives_in_sto
                         .order_by(OutboxEvent.id)
                     )
                 ).all()
+            backlog_during = await _backlog_metric(api, lambda v: v >= 60, timeout_s=30)
         finally:
             _infra("up", "kafka")
 
@@ -103,3 +122,5 @@ async def test_orders_succeed_while_kafka_is_down_and_every_event_arrives_in_sto
         if event.event_id not in stream:  # a relay crash may resend: only ever the same id
             stream.append(event.event_id)
     assert received == expected  # nothing lost, and each store's events in their order
+    assert backlog_during >= 60  # /metrics showed the backlog rising while Kafka was away
+    assert await _backlog_metric(api, lambda v: v == 0, timeout_s=60) == 0  # and falling after
