@@ -21,6 +21,7 @@ from api.favorite.router import router as favorite_router
 from api.geofence.router import admin_router as geofence_admin_router
 from api.geofence.router import router as geofence_router
 from api.geofence.runtime import GeofenceRuntime
+from api.menu.router import router as menu_router
 from api.order.router import customer_router as order_customer_router
 from api.order.router import manager_router as order_manager_router
 from api.outbox import OutboxRelay
@@ -148,6 +149,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
         order_manager_router,
         order_customer_router,
         favorite_router,
+        menu_router,
         geofence_router,
         geofence_admin_router,
     ):

@@ -26,5 +26,24 @@ class MenuItemRead(BaseModel):
 
 
 class MenuRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "store_id": "DEMO0000000000000001",
+                    "items": [
+                        {
+                            "id": 7,
+                            "name": "소금빵",
+                            "price_krw": 3500,
+                            "is_recommended": True,
+                            "position": 0,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     store_id: str
     items: list[MenuItemRead]
