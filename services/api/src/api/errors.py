@@ -15,6 +15,11 @@ class DealNotFound(NotFound):
     title = "Deal not found"
 
 
+class MenuItemNotFound(NotFound):
+    code = "menu_item_not_found"
+    title = "Menu item not found"
+
+
 class OrderNotFound(NotFound):
     code = "order_not_found"
     title = "Order not found"

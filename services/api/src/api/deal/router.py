@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from api.clock import utcnow
 from api.db import SessionDep
 from api.deal import service
-from api.deal.schemas import DealCreate, DealPage, DealRead, DealUpdate, Restock
+from api.deal.schemas import DealCreate, DealFromMenu, DealPage, DealRead, DealUpdate, Restock
 from api.pagination import Limit, UuidCursor
 from servicekit.security import CurrentManager
 
@@ -25,6 +25,18 @@ async def create_deal(
     session: SessionDep, actor: CurrentManager, store_id: str, body: DealCreate
 ) -> DealRead:
     return await service.create_deal(session, actor, store_id, body, utcnow())
+
+
+@router.post(
+    "/from-menu/{item_id}",
+    status_code=201,
+    summary="Start a deal from one of the store's menu items",
+    responses=_NOT_YOURS,
+)
+async def create_deal_from_menu(
+    session: SessionDep, actor: CurrentManager, store_id: str, item_id: int, body: DealFromMenu
+) -> DealRead:
+    return await service.create_deal_from_menu(session, actor, store_id, item_id, body, utcnow())
 
 
 @router.get("", summary="The store's deals", responses=_NOT_YOURS)

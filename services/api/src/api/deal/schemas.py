@@ -104,6 +104,35 @@ class DealCreate(BaseModel):
         return [MarkdownStep(s.minutes_before_end, s.percent_off) for s in self.markdown]
 
 
+class DealFromMenu(BaseModel):
+    """A deal started from a store's menu item: its name and regular price come from the menu."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "discount_percent": 40,
+                    "quantity": 6,
+                    "pickup_start_at": "2026-11-25T20:00:00+09:00",
+                    "pickup_end_at": "2026-11-25T21:30:00+09:00",
+                }
+            ]
+        },
+    )
+
+    original_price_krw: Krw | None = Field(
+        default=None, description="Only when the menu has no price (시가/변동)"
+    )
+    price_krw: Krw | None = None
+    discount_percent: int | None = Field(default=None, ge=1, le=95)
+    quantity: int = Field(ge=1, le=1000)
+    description: str = Field(default="", max_length=2000)
+    pickup_start_at: AwareDatetime
+    pickup_end_at: AwareDatetime
+    markdown: list[MarkdownStepIn] = Field(default_factory=list, max_length=5)
+
+
 class DealUpdate(BaseModel):
     """Fields a manager may change; ``quantity`` never below what orders already hold."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import outbox
@@ -14,6 +15,7 @@ from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, next_change_at, percent_off, price_at
 from api.deal.schemas import (
     DealCreate,
+    DealFromMenu,
     DealPage,
     DealRead,
     DealStatus,
@@ -22,13 +24,21 @@ from api.deal.schemas import (
     Restock,
     _check_schedule,
 )
-from api.errors import DealNotFound, DealNotLive, InvalidInput, QuantityBelowReserved, StoreNotFound
+from api.errors import (
+    DealNotFound,
+    DealNotLive,
+    InvalidInput,
+    MenuItemNotFound,
+    QuantityBelowReserved,
+    StoreNotFound,
+)
+from api.menu.repository import get_menu_item
 from api.store import repository as stores
 from api.store.models import Store
-from servicekit.telemetry import current_traceparent
 from contracts import DealPublished, DealPublishedData, StockChanged, StockChangedData
 from contracts import StockChangeReason as Reason
 from servicekit.security import Principal
+from servicekit.telemetry import current_traceparent
 
 
 def steps_of(deal: Deal) -> list[MarkdownStep]:
@@ -158,6 +168,39 @@ async def create_deal(
         ),
     )
     return to_read(deal, now)
+
+
+async def create_deal_from_menu(
+    session: AsyncSession,
+    actor: Principal,
+    store_id: str,
+    item_id: int,
+    data: DealFromMenu,
+    now: datetime,
+) -> DealRead:
+    """A manager starts a deal from a menu item: "the 소금빵 at 40 % off, six left"."""
+    await ensure_manages(session, actor, store_id)
+    item = await get_menu_item(session, store_id, item_id)
+    if item is None:
+        raise MenuItemNotFound(f"store {store_id!r} has no menu item {item_id}", field="item_id")
+    original = item.price_krw or data.original_price_krw
+    if original is None:
+        raise InvalidInput(
+            "the menu has no price for this item: send original_price_krw",
+            field="original_price_krw",
+        )
+    try:
+        create = DealCreate(
+            name=item.name[:100],
+            original_price_krw=original,
+            **data.model_dump(exclude={"original_price_krw"}),
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InvalidInput(
+            str(error["msg"]), field=".".join(map(str, error["loc"])) or None
+        ) from exc
+    return await create_deal(session, actor, store_id, create, now)
 
 
 async def get_deal(

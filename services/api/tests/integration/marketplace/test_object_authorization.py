@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from api.deal.schemas import DealCreate, DealUpdate, Restock
+from api.deal.schemas import DealCreate, DealFromMenu, DealUpdate, Restock
+from api.menu.models import MenuItem
 from api.order.schemas import OrderReject, PickupCheck
 
 from .conftest import Api
@@ -27,6 +28,12 @@ def _valid_bodies() -> dict[str, dict[str, Any]]:
             "pickup_end_at": (now + timedelta(hours=1)).isoformat(),
         },
         DealUpdate.__name__: {"name": "바뀐 이름", "quantity": 1},
+        DealFromMenu.__name__: {
+            "discount_percent": 50,
+            "quantity": 3,
+            "pickup_start_at": now.isoformat(),
+            "pickup_end_at": (now + timedelta(hours=1)).isoformat(),
+        },
         Restock.__name__: {"quantity": 100},
         OrderReject.__name__: {"reason": "other"},
         PickupCheck.__name__: {"pickup_code": "000000"},
@@ -69,6 +76,11 @@ async def test_every_manager_endpoint_refuses_another_stores_objects(api: Api) -
     deal_a = await api.deal(store_a, manager_a)
     deal_b = await api.deal(store_b, manager_b)
     order_b = (await api.order(deal_b["id"], api.customer())).json()
+    async with api.sessions() as session, session.begin():
+        item_b = MenuItem(store_id=store_b, name="B의 소금빵", price_krw=3000, source="csv")
+        session.add(item_b)
+        await session.flush()
+        item_b_id = item_b.id
     before = await _snapshot(api, store_b, deal_b["id"], order_b["id"], manager_b)
     bodies = _valid_bodies()
 
@@ -77,10 +89,13 @@ async def test_every_manager_endpoint_refuses_another_stores_objects(api: Api) -
         assert body_model is None or body_model in bodies, f"no body for {template}: add it here"
         for store_in_path in (store_b, store_a):
             # B's objects under B's store id (not managed), and under A's id (wrong store).
-            if store_in_path == store_a and not re.search(r"\{(deal|order)_id\}", template):
+            if store_in_path == store_a and not re.search(r"\{(deal|order|item)_id\}", template):
                 continue  # A's own collection: allowed, and it touches none of B's objects
             path = template.format(
-                store_id=store_in_path, deal_id=deal_b["id"], order_id=order_b["id"]
+                store_id=store_in_path,
+                deal_id=deal_b["id"],
+                order_id=order_b["id"],
+                item_id=item_b_id,
             )
             response = await api.client.request(
                 method, path, json=bodies[body_model] if body_model else None, headers=manager_a
@@ -90,6 +105,7 @@ async def test_every_manager_endpoint_refuses_another_stores_objects(api: Api) -
                 "store_not_managed",
                 "deal_not_found",
                 "order_not_found",
+                "menu_item_not_found",
             ), (method, template, response.json())
             tried += 1
 

@@ -2,6 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.menu.models import MenuItem
+
 from .conftest import Api
 
 pytestmark = pytest.mark.integration
@@ -182,3 +184,49 @@ async def test_claim_approval_makes_the_claimant_a_manager(api: Api) -> None:
     assert approved.json()["status"] == "approved"
     assert twice.status_code == 409
     assert after.status_code == 200
+
+
+async def test_a_manager_starts_a_deal_from_a_menu_item(api: Api) -> None:
+    store, other = await api.store(), await api.store()
+    manager = await api.manager_of(store)
+    async with api.sessions() as session, session.begin():
+        bread = MenuItem(store_id=store, name="소금빵", price_krw=3500, source="csv")
+        market_price = MenuItem(store_id=store, name="모둠회", price_krw=None, source="csv")
+        foreign = MenuItem(store_id=other, name="남의 빵", price_krw=2000, source="csv")
+        session.add_all([bread, market_price, foreign])
+        await session.flush()
+        ids = bread.id, market_price.id, foreign.id
+    now = datetime.now(UTC)
+    window = {
+        "quantity": 6,
+        "pickup_start_at": now.isoformat(),
+        "pickup_end_at": (now + timedelta(hours=2)).isoformat(),
+    }
+    base = f"/manager/stores/{store}/deals/from-menu"
+
+    deal = await api.client.post(
+        f"{base}/{ids[0]}", json={**window, "discount_percent": 40}, headers=manager
+    )
+    no_price = await api.client.post(
+        f"{base}/{ids[1]}", json={**window, "discount_percent": 40}, headers=manager
+    )
+    priced = await api.client.post(
+        f"{base}/{ids[1]}",
+        json={**window, "discount_percent": 40, "original_price_krw": 30000},
+        headers=manager,
+    )
+    borrowed = await api.client.post(
+        f"{base}/{ids[2]}", json={**window, "discount_percent": 40}, headers=manager
+    )
+
+    assert deal.status_code == 201, deal.text
+    assert (deal.json()["name"], deal.json()["original_price_krw"], deal.json()["price_krw"]) == (
+        "소금빵",
+        3500,
+        2100,
+    )
+    assert no_price.status_code == 422
+    assert no_price.json()["field"] == "original_price_krw"
+    assert priced.json()["price_krw"] == 18000
+    assert borrowed.status_code == 404
+    assert borrowed.json()["code"] == "menu_item_not_found"
