@@ -96,9 +96,14 @@ class Api:
 
 
 @pytest.fixture
-async def api(prod_profile: Infra, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+async def api(
+    prod_profile: Infra, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Api]:
     # Races queue hundreds of requests for the pool; on a busy CI machine let them wait.
     monkeypatch.setenv("API_DATABASE__POOL_TIMEOUT_S", "120")
+    if "geofence" not in request.module.__name__:
+        # The geofence cache cold-loads every live deal at start: only its own tests pay that.
+        monkeypatch.setenv("API_GEOFENCE__ENABLED", "false")
     app = create_app(ApiSettings())
     tokens = TokenFactory()
     app.state.token_verifier = tokens.verifier()
