@@ -19,9 +19,9 @@ from api.errors import (
     StoreNotManaged,
 )
 from api.store import repository as stores
-from servicekit.telemetry import current_traceparent
 from contracts import ManagerApproved, ManagerApprovedData
 from servicekit.security import Principal
+from servicekit.telemetry import current_traceparent
 
 
 async def ensure_manages(session: AsyncSession, actor: Principal, store_id: str) -> None:

@@ -16,9 +16,9 @@ from api.favorite.models import Favorite
 from api.store import repository as stores
 from api.store.schemas import StoreRead
 from api.store.service import to_read as store_read
-from servicekit.telemetry import current_traceparent
 from contracts import FavoriteChanged, FavoriteChangedData
 from servicekit.security import Principal
+from servicekit.telemetry import current_traceparent
 
 
 class FavoriteCreate(BaseModel):
