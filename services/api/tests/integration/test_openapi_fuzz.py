@@ -23,7 +23,11 @@ from api.settings import ApiSettings
 from conftest import REPO, Infra
 from servicekit.testing import TokenFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # schemathesis itself draws from `random` inside its strategies (not our code).
+    pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
+]
 
 
 def _free_port() -> int:
