@@ -17,81 +17,28 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from servicekit.testing import TEST_AUDIENCE, TEST_ISSUER, TokenFactory
+from servicekit.testing import (
+    TEST_AUDIENCE,
+    TEST_ISSUER,
+    ServiceProcess,
+    TokenFactory,
+    jwks_server,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 GOAL_S = 2.0  # every replica within 2 s ("within seconds")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def serve_jwks(tokens: TokenFactory) -> tuple[ThreadingHTTPServer, str]:
-    body = json.dumps(tokens.jwks()).encode()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-
-
-def start(service: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    prefix = service.upper()
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", f"from {service}.main import serve; serve()"],
-            env={**env, f"{prefix}_HTTP__PORT": str(port)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_ready(url: str, log: Path, deadline_s: float = 90) -> float:
-    started = time.monotonic()
-    last = ""
-    while time.monotonic() - started < deadline_s:
-        try:
-            answer = httpx.get(f"{url}/readyz", timeout=2)
-            if answer.status_code == 200:
-                return time.monotonic() - started
-            last = answer.text
-        except httpx.TransportError as exc:
-            last = str(exc)
-        time.sleep(0.02)
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise SystemExit(
-        f"{url} was not ready within {deadline_s}s ({last}); is `scripts/infra up` running?\n{tail}"
-    )
 
 
 def write_markdown(result: dict[str, Any]) -> None:
@@ -131,15 +78,37 @@ def live_config(url: str, admin: dict[str, str]) -> dict[str, Any] | None:
     return body
 
 
-def main() -> int:  # noqa: PLR0912 — one linear measurement script
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--refreshes", type=int, default=20, help="refreshes to time (20)")
-    parser.add_argument("--restarts", type=int, default=3, help="baseline starts to time (3)")
-    args = parser.parse_args()
+def _time_refreshes(count: int, repo: Path, urls: list[str], admin: dict[str, str]) -> list[float]:
+    """Each refresh: change config-repo, ask one replica, wait until every replica shows it."""
+    latencies = []
+    application = repo / "application.yml"
+    for i in range(1, count + 1):
+        layered = yaml.safe_load(application.read_text(encoding="utf-8"))
+        layered.setdefault("rate_limits", {})["bench_marker"] = i
+        application.write_text(yaml.safe_dump(layered, allow_unicode=True), encoding="utf-8")
+        began = time.monotonic()
+        httpx.post(f"{urls[i % 2]}/admin/config/refresh", headers=admin, timeout=30)
+        pending = set(urls)
+        while pending:
+            for url in list(pending):
+                live = live_config(url, admin) or {"refreshable": {"rate_limits": {}}}
+                if live["refreshable"]["rate_limits"].get("bench_marker") == i:
+                    pending.discard(url)
+            if time.monotonic() - began > 60:
+                raise SystemExit(f"refresh {i} did not reach {sorted(pending)} within 60 s")
+            time.sleep(0.01)
+        latencies.append(time.monotonic() - began)
+        print(
+            f"bench: refresh {i}/{count}: {latencies[-1] * 1000:.0f} ms",
+            file=sys.stderr,
+        )
+    return latencies
 
-    tokens = TokenFactory(kid="bench")
-    admin = tokens.headers("bench-admin", ["admin"])
-    jwks_server, jwks_url = serve_jwks(tokens)
+
+def _measure(
+    args: argparse.Namespace, jwks_url: str, admin: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    """Times the baseline restarts, then the refreshes across 2 api + 1 push replicas."""
     work = Path(tempfile.mkdtemp(prefix="bench-refresh-"))
     repo = work / "config-repo"
     shutil.copytree(REPO / "config-repo", repo)
@@ -161,56 +130,41 @@ def main() -> int:  # noqa: PLR0912 — one linear measurement script
             f"{prefix}_AUTH__ISSUER": TEST_ISSUER,
             f"{prefix}_AUTH__AUDIENCE": TEST_AUDIENCE,
         }
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[ServiceProcess] = []
     try:
         print("bench: baseline, starting api until ready…", file=sys.stderr)
         starts = []
         for _ in range(args.restarts):
-            port = free_port()
-            process = start("api", port, env, work / "baseline.log")
-            starts.append(wait_ready(f"http://127.0.0.1:{port}", work / "baseline.log"))
-            process.terminate()
-            process.wait(timeout=20)
-        replicas: dict[str, Path] = {}
-        for service in ("api", "api", "push"):
-            port = free_port()
-            log = work / f"{service}-{port}.log"
-            processes.append(start(service, port, env, log))
-            replicas[f"http://127.0.0.1:{port}"] = log
-        for url, log in replicas.items():
-            wait_ready(url, log)
-            while not (live_config(url, admin) or {}).get("listening"):
+            baseline = ServiceProcess.start("api", env, work / "baseline.log")
+            starts.append(baseline.wait_ready())
+            baseline.stop(timeout_s=20)
+        for index, service in enumerate(("api", "api", "push")):
+            processes.append(ServiceProcess.start(service, env, work / f"{service}-{index}.log"))
+        for process in processes:
+            process.wait_ready()
+            while not (live_config(process.url, admin) or {}).get("listening"):
                 time.sleep(0.05)
-        urls = list(replicas)
-        latencies = []
-        application = repo / "application.yml"
-        for i in range(1, args.refreshes + 1):
-            layered = yaml.safe_load(application.read_text(encoding="utf-8"))
-            layered.setdefault("rate_limits", {})["bench_marker"] = i
-            application.write_text(yaml.safe_dump(layered, allow_unicode=True), encoding="utf-8")
-            began = time.monotonic()
-            httpx.post(f"{urls[i % 2]}/admin/config/refresh", headers=admin, timeout=30)
-            pending = set(urls)
-            while pending:
-                for url in list(pending):
-                    live = live_config(url, admin) or {"refreshable": {"rate_limits": {}}}
-                    if live["refreshable"]["rate_limits"].get("bench_marker") == i:
-                        pending.discard(url)
-                if time.monotonic() - began > 60:
-                    raise SystemExit(f"refresh {i} did not reach {sorted(pending)} within 60 s")
-                time.sleep(0.01)
-            latencies.append(time.monotonic() - began)
-            print(
-                f"bench: refresh {i}/{args.refreshes}: {latencies[-1] * 1000:.0f} ms",
-                file=sys.stderr,
-            )
+        urls = [process.url for process in processes]
+        latencies = _time_refreshes(args.refreshes, repo, urls, admin)
     finally:
         for process in processes:
-            process.terminate()
+            process.process.terminate()
         for process in processes:
-            process.wait(timeout=20)
-        jwks_server.shutdown()
+            process.stop(timeout_s=20)
         shutil.rmtree(work, ignore_errors=True)
+    return latencies, starts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--refreshes", type=int, default=20, help="refreshes to time (20)")
+    parser.add_argument("--restarts", type=int, default=3, help="baseline starts to time (3)")
+    args = parser.parse_args()
+
+    tokens = TokenFactory(kid="bench")
+    admin = tokens.headers("bench-admin", ["admin"])
+    with jwks_server(tokens) as jwks_url:
+        latencies, starts = _measure(args, jwks_url, admin)
 
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]

@@ -7,15 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +18,15 @@ import pytest
 import yaml
 
 from conftest import REPO, Infra
-from servicekit.testing import TEST_AUDIENCE, TEST_ISSUER, TokenFactory
+from servicekit.testing import (
+    TEST_AUDIENCE,
+    TEST_ISSUER,
+    ServiceProcess,
+    TokenFactory,
+    jwks_server,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -44,37 +37,8 @@ def tokens() -> TokenFactory:
 @pytest.fixture(scope="module")
 def jwks_url(tokens: TokenFactory) -> Iterator[str]:
     """auth's JWKS endpoint, standing in for auth: the replicas trust the test's key."""
-    body = json.dumps(tokens.jwks()).encode()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
-
-
-@dataclass
-class Replica:
-    service: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    with jwks_server(tokens) as url:
+        yield url
 
 
 @pytest.fixture
@@ -87,8 +51,8 @@ def config_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def replicas(
     infra: Infra, config_repo: Path, jwks_url: str, tmp_path: Path
-) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
+) -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
     base_env = {
         **os.environ,
         "MAGAM_PROFILE": "prod",
@@ -103,34 +67,21 @@ def replicas(
         base_env.pop(f"{service.upper()}_LOG__LEVEL", None)
     try:
         for index, service in enumerate(("api", "api", "push")):
-            port = _free_port()
             prefix = service.upper()
             env = {
                 **base_env,
                 **infra.pg_env(service),
-                f"{prefix}_HTTP__PORT": str(port),
                 f"{prefix}_AUTH__JWKS_URL": jwks_url,
                 f"{prefix}_AUTH__ISSUER": TEST_ISSUER,
                 f"{prefix}_AUTH__AUDIENCE": TEST_AUDIENCE,
             }
-            log = tmp_path / f"{service}-{index}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-c", f"from {service}.main import serve; serve()"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Replica(service, port, process, log))
+            started.append(ServiceProcess.start(service, env, tmp_path / f"{service}-{index}.log"))
         yield started
     finally:
         for replica in started:
             replica.process.terminate()
         for replica in started:
-            try:
-                replica.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
+            replica.stop(timeout_s=20)
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response | None:
@@ -140,31 +91,27 @@ def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response | No
         return None
 
 
-def _wait_until(replica: Replica, what: str, check: Any, deadline_s: float = 60) -> Any:
+def _wait_until(replica: ServiceProcess, what: str, check: Any, deadline_s: float = 60) -> Any:
     """Polls ``check()`` until it returns a truthy value; fails with the replica's log."""
     deadline = time.monotonic() + deadline_s
     while True:
         if replica.process.poll() is not None:
-            pytest.fail(
-                f"{replica.service}:{replica.port} exited:\n{replica.log.read_text()[-3000:]}"
-            )
+            pytest.fail(f"{replica.service}:{replica.port} exited:\n{replica.tail()}")
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"{replica.service}:{replica.port} never {what}:\n{replica.log.read_text()[-3000:]}"
-            )
+            pytest.fail(f"{replica.service}:{replica.port} never {what}:\n{replica.tail()}")
         time.sleep(0.2)
 
 
-def _live_config(replica: Replica, admin: dict[str, str]) -> dict[str, Any] | None:
+def _live_config(replica: ServiceProcess, admin: dict[str, str]) -> dict[str, Any] | None:
     response = _get(f"{replica.url}/admin/config", admin)
     return response.json() if response is not None and response.status_code == 200 else None
 
 
 def test_a_refresh_on_one_replica_reloads_every_replica_of_every_service_without_restart(
-    replicas: list[Replica], config_repo: Path, tokens: TokenFactory
+    replicas: list[ServiceProcess], config_repo: Path, tokens: TokenFactory
 ) -> None:
     admin = tokens.headers("e2e-admin", ["admin"])
     before: dict[int, dict[str, Any]] = {}

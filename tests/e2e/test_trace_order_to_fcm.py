@@ -9,14 +9,9 @@ call, each linked to its parent — and both services' JSON logs carry the trace
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,60 +24,18 @@ import psycopg
 import pytest
 
 from conftest import REPO, Infra
-from servicekit.testing import TokenFactory
+from servicekit.testing import ServiceProcess, TokenFactory, jwks_server
 from standins.fcm import RunningFcm, running_fcm
 
 pytestmark = pytest.mark.integration
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('MAGAM_ZIPKIN_PORT', '9411')}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def tokens() -> Iterator[tuple[TokenFactory, str]]:
     factory = TokenFactory()
-    body = json.dumps(factory.jwks()).encode()
-
-    class Jwks(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            return None
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield factory, f"http://127.0.0.1:{server.server_port}/jwks.json"
-    server.shutdown()
-    server.server_close()
-
-
-def _start(module: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", f"from {module}.main import serve; serve()"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"{module} did not get ready:\n{log.read_text()[-3000:]}")
+    with jwks_server(factory) as url:
+        yield factory, url
 
 
 # (service, kind, a word of the name) of each span the trace must hold.
@@ -127,7 +80,6 @@ def test_an_order_is_one_trace_from_api_to_the_fcm_call(
     infra: Infra, tokens: tuple[TokenFactory, str], tmp_path: Path
 ) -> None:
     factory, jwks_url = tokens
-    api_port, push_port = _free_port(), _free_port()
     common = {
         **os.environ,
         "MAGAM_PROFILE": "prod",
@@ -139,8 +91,6 @@ def test_an_order_is_one_trace_from_api_to_the_fcm_call(
         "API_AUTH__ISSUER": factory.issuer,
         "PUSH_AUTH__JWKS_URL": jwks_url,
         "PUSH_AUTH__ISSUER": factory.issuer,
-        "API_HTTP__PORT": str(api_port),
-        "PUSH_HTTP__PORT": str(push_port),
         "API_TRACING__ENABLED": "true",
         "PUSH_TRACING__ENABLED": "true",
         "API_TRACING__ZIPKIN_ENDPOINT": f"{ZIPKIN}/api/v2/spans",
@@ -152,25 +102,19 @@ def test_an_order_is_one_trace_from_api_to_the_fcm_call(
     }
     fcm: RunningFcm
     with running_fcm(tmp_path) as fcm:
-        push = _start("push", push_port, {**common, **fcm.env()}, tmp_path / "push.log")
-        api = _start("api", api_port, common, tmp_path / "api.log")
+        push = ServiceProcess.start("push", {**common, **fcm.env()}, tmp_path / "push.log")
+        api = ServiceProcess.start("api", common, tmp_path / "api.log")
         try:
-            _place_an_order_and_check_the_trace(infra, factory, fcm, api_port, push_port, tmp_path)
+            push.wait_ready()
+            api.wait_ready()
+            _place_an_order_and_check_the_trace(infra, factory, fcm, api.port, push.port, tmp_path)
         except BaseException as failure:
             # What the services said is the first thing whoever reads the failure needs.
-            tails = "\n".join(
-                f"--- {name}.log (tail) ---\n{(tmp_path / f'{name}.log').read_text()[-4000:]}"
-                for name in ("api", "push")
-            )
+            tails = "\n".join(f"--- {p.service}.log ---\n{p.tail(4000)}" for p in (api, push))
             raise AssertionError(f"{failure!r}\n{tails}") from failure
         finally:
-            for proc in (api, push):
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            for process in (api, push):
+                process.stop()
 
 
 def _place_an_order_and_check_the_trace(
