@@ -183,3 +183,96 @@ async def test_a_revoked_session_or_user_is_denied_until_no_token_can_outlive_it
     claims = (await factory.verifier().verify(before)).claims
     assert await denied.is_revoked(claims) is False
     assert len(denied) == 0
+
+
+class CountingDecode:
+    """Counts signature checks (jwt.decode) while passing every call through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._decode = jwt.decode
+        monkeypatch.setattr(jwt, "decode", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._decode(*args, **kwargs)
+
+
+async def test_a_token_seen_before_skips_the_signature_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    factory = TokenFactory()
+    verifier = factory.verifier()
+    decode = CountingDecode(monkeypatch)
+    token = factory.token("u-1", ["customer"], sid="fam-1")
+
+    first = await verifier.verify(token)
+    again = await verifier.verify(token)
+
+    assert again == first
+    assert decode.calls == 1
+    assert await _code_of(verifier, token[:-4] + "AAAA") == "token_bad_signature"  # not the same
+
+
+async def test_a_remembered_token_is_refused_once_revoked() -> None:
+    factory = TokenFactory()
+    clock = FakeClock()
+    clock.now = time.time()
+    denied = RevocationList(clock=clock)
+    verifier = factory.verifier(is_revoked=denied.is_revoked)
+    session_token = factory.token("u-1", ["customer"], sid="fam-1")
+    user_token = factory.token("u-2", ["customer"], sid="fam-2")
+    await verifier.verify(session_token)
+    await verifier.verify(user_token)
+
+    denied.revoke_session("fam-1", clock.now)
+    denied.revoke_user("u-2", clock.now + 1)
+
+    assert await _code_of(verifier, session_token) == "token_revoked"
+    assert await _code_of(verifier, user_token) == "token_revoked"
+
+
+async def test_a_remembered_token_is_refused_once_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = TokenFactory()
+    wall = FakeClock()
+    wall.now = time.time()
+    verifier = factory.verifier(wall_clock=wall)
+    decode = CountingDecode(monkeypatch)
+    token = factory.token("u-1", ["customer"], ttl_s=60)
+    await verifier.verify(token)
+
+    wall.now += 59
+    assert (await verifier.verify(token)).user_id == "u-1"
+    wall.now += 2
+    assert await _code_of(verifier, token) == "token_expired"
+    assert decode.calls == 1  # the expiry was decided from the remembered claims
+    assert verifier.remembered == 0
+
+
+async def test_a_remembered_token_is_refused_once_its_key_left_the_jwks() -> None:
+    old, new = TokenFactory(kid="k1"), TokenFactory(kid="k2")
+    jwks, clock = CountingJwks(old), FakeClock()
+    verifier = TokenVerifier(
+        jwks, issuer=old.issuer, audience=TEST_AUDIENCE, cache_ttl_s=300, clock=clock
+    )
+    token = old.token("u", ["customer"])
+    await verifier.verify(token)
+
+    jwks.factories = [new]  # auth rotated k1 out
+    clock.now += 299
+    assert (await verifier.verify(token)).user_id == "u"  # the JWKS is not due yet
+    clock.now += 2
+    assert await _code_of(verifier, token) == "token_unknown_key"
+    assert jwks.calls == 2
+
+
+async def test_remembered_tokens_are_bounded() -> None:
+    factory = TokenFactory()
+    verifier = factory.verifier(max_remembered=3)
+    tokens = [factory.token(f"u-{i}", ["customer"]) for i in range(5)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert verifier.remembered == 3
+    for token in tokens:  # the forgotten ones verify again, the same way
+        assert (await verifier.verify(token)).user_id.startswith("u-")
+    assert verifier.remembered == 3

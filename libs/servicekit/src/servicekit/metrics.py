@@ -48,6 +48,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # The labelled children, looked up once: labels() takes a lock and hashes every request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,11 +69,16 @@ class MetricsMiddleware:
         finally:
             route = _route_of(scope)
             if route != "/metrics":
-                method = scope["method"]
-                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-                HTTP_LATENCY.labels(self.service, method, route).observe(
-                    time.perf_counter() - started
-                )
+                key = (scope["method"], route, status)
+                children = self._children.get(key)
+                if children is None:
+                    method = scope["method"]
+                    children = self._children[key] = (
+                        HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                        HTTP_LATENCY.labels(self.service, method, route),
+                    )
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
 
 
 def install_metrics(app: FastAPI, service: str) -> None:

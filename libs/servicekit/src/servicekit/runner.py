@@ -35,8 +35,12 @@ def uvicorn_server(
         host=settings.http.host,
         port=settings.http.port,
         log_config=None,  # keep the JSON handler configure_logging installed
-        access_log=False,
+        access_log=False,  # metrics and spans record every request; a log line each costs more
         lifespan="on",
+        # uvloop and httptools (C) instead of asyncio's loop and h11 (pure Python): h11 alone
+        # took ~6% of a request's CPU in the geofence bench (bench/geofence/results.md).
+        loop="uvloop",
+        http="httptools",
     )
     return _SharedSignalServer(config) if shared else uvicorn.Server(config)
 

@@ -3,6 +3,12 @@
 api and push verify tokens that auth signed, against auth's JWKS: the keys are cached, and an
 unknown ``kid`` triggers at most one refetch per ``min_refetch_interval_s`` (a key rotation is seen
 quickly; a flood of forged kids cannot hammer auth). Every rejection is a 401 with its own code.
+
+A verified token is remembered (bounded, keyed by the exact token string) so that a client
+sending the same token on every request pays the signature check once, not per request: an ES256
+verification costs ~100 µs, more than the nearby search itself. A remembered token is still
+refused once it expires, once its session or user is revoked (checked on every request), and once
+the key that signed it is no longer in the JWKS.
 """
 
 from __future__ import annotations
@@ -121,6 +127,7 @@ class RevocationList:
         self._clock = clock
         self._sessions: dict[str, float] = {}
         self._users: dict[str, float] = {}
+        self._pruned_at = float("-inf")
 
     def revoke_session(self, session_id: str, at: float) -> None:
         self._sessions[session_id] = max(at, self._sessions.get(session_id, at))
@@ -148,7 +155,11 @@ class RevocationList:
             self.apply(event)
 
     def _prune(self) -> None:
-        horizon = self._clock() - self._lifetime_s
+        now = self._clock()
+        if now - self._pruned_at < 1.0:
+            return  # is_revoked runs on every request: sweep at most once a second
+        self._pruned_at = now
+        horizon = now - self._lifetime_s
         for table in (self._sessions, self._users):
             for key in [k for k, at in table.items() if at < horizon]:
                 del table[key]
@@ -164,6 +175,13 @@ class RevocationList:
         return len(self._sessions) + len(self._users)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    key: jwt.PyJWK  # the JWKS entry that verified it: a refreshed JWKS re-verifies
+    exp: float
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -176,6 +194,8 @@ class TokenVerifier:
         leeway_s: float = 0.0,
         is_revoked: RevocationCheck | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_remembered: int = 4096,
     ) -> None:
         self._jwks = jwks
         self.issuer = issuer
@@ -185,10 +205,18 @@ class TokenVerifier:
         self._leeway_s = leeway_s
         self._is_revoked = is_revoked
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._max_remembered = max_remembered
+        self._verified: dict[str, _Verified] = {}
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
+
+    @property
+    def remembered(self) -> int:
+        """Verified tokens held to skip their signature check next time (at most max_remembered)."""
+        return len(self._verified)
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
@@ -244,6 +272,11 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid access token; raises InvalidToken with a specific code."""
+        known = self._verified.get(token)
+        if known is not None:
+            principal = await self._still_valid(token, known)
+            if principal is not None:
+                return principal
         alg, key = await self._checked_header(token)
         try:
             payload = jwt.decode(
@@ -275,13 +308,38 @@ class TokenVerifier:
             raise InvalidToken("token_malformed", "the token's claims are invalid") from exc
         if self._is_revoked is not None and await self._is_revoked(claims):
             raise InvalidToken("token_revoked", "the session of this token was revoked")
-        return Principal(
+        principal = Principal(
             user_id=claims.sub,
             roles=frozenset(claims.roles),
             session_id=claims.sid,
             token_id=claims.jti,
             claims=claims,
         )
+        self._remember(token, principal, key)
+        return principal
+
+    async def _still_valid(self, token: str, known: _Verified) -> Principal | None:
+        """A remembered principal if its token still passes; None to verify it afresh."""
+        if self._wall_clock() >= known.exp + self._leeway_s:
+            del self._verified[token]
+            raise InvalidToken("token_expired", "the token has expired")
+        kid = known.key.key_id or ""
+        if self._fetched_at is None or self._clock() - self._fetched_at >= self._cache_ttl_s:
+            await self._key_for(kid)  # the JWKS is due: refresh it before trusting its keys
+        if self._keys.get(kid) is not known.key:
+            del self._verified[token]  # rotated out, or refetched: check the signature again
+            return None
+        if self._is_revoked is not None and await self._is_revoked(known.principal.claims):
+            raise InvalidToken("token_revoked", "the session of this token was revoked")
+        return known.principal
+
+    def _remember(self, token: str, principal: Principal, key: jwt.PyJWK) -> None:
+        if self._max_remembered <= 0:
+            return
+        while len(self._verified) >= self._max_remembered:
+            # The oldest first (dicts keep insertion order): bounded memory, O(1) per token.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = _Verified(principal, key, float(principal.claims.exp))
 
 
 def bearer_token(request: Request) -> str:

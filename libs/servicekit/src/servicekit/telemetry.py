@@ -1,6 +1,6 @@
 """OpenTelemetry tracing into Zipkin, the same way in every service.
 
-A request's span starts in FastAPI's instrumentation; SQLAlchemy, httpx and aiokafka spans hang
+A request's span starts in :class:`TracingMiddleware`; SQLAlchemy, httpx and aiokafka spans hang
 under it. Across Kafka the context travels as a ``traceparent`` header (api's outbox stores the
 request's and the relay sends it), and consumers continue it with :func:`consumer_span`.
 """
@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.bus import Headers
 
-_EXCLUDED_URLS = "healthz,readyz,metrics"
+_EXCLUDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
 class TracingSettings(BaseModel):
@@ -63,15 +67,91 @@ def setup_tracing(service: str, settings: TracingSettings) -> TracerProvider | N
     return _provider
 
 
-def instrument(app: FastAPI) -> None:
+class TracingMiddleware:
+    """A SERVER span per request, named ``METHOD /route/{template}``; pure ASGI.
+
+    Cheap when the request is not sampled: the sampler decides first (ParentBased over
+    TraceIdRatio), and a non-recording span only carries the trace id (for logs and the outbox's
+    ``traceparent``) — no attributes, no wrapped ``send``. OpenTelemetry's FastAPI instrumentation
+    computed its attributes and matched every route again on each request, sampled or not.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tracer_provider: trace.TracerProvider,
+        excluded_paths: frozenset[str] = _EXCLUDED_PATHS,
+    ) -> None:
+        self.app = app
+        self.tracer = tracer_provider.get_tracer("servicekit.http")
+        self.excluded_paths = excluded_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded_paths:
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in _PROPAGATED
+        }
+        # No trace context sent: a new trace (not whatever the server's own context holds).
+        parent = propagate.extract(carrier) if carrier else Context()
+        method: str = scope["method"]
+        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        if not span.is_recording():
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                context.detach(token)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route:
+                span.update_name(f"{method} {route}")
+            attributes: dict[str, Any] = {
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+                "http.response.status_code": status,
+            }
+            if route:
+                attributes["http.route"] = route
+            if scope.get("client"):
+                attributes["client.address"] = scope["client"][0]
+            span.set_attributes(attributes)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+            context.detach(token)
+            span.end()
+
+
+def instrument(app: FastAPI, tracer_provider: trace.TracerProvider | None = None) -> None:
     """Request spans for the app (a no-op while tracing is off)."""
-    if _provider is not None:
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=_provider,
-            excluded_urls=_EXCLUDED_URLS,
-            exclude_spans=["receive", "send"],
-        )
+    provider = tracer_provider or _provider
+    if provider is None:
+        return
+    # FastAPI's native telemetry traces requests itself once a global tracer provider is set:
+    # that would be a second SERVER span per request, with attributes computed even when
+    # unsampled. Ours replaces it (FastAPI takes a TelemetryConfig only in its constructor, hence
+    # its private dict; tests/test_telemetry.py fails if a FastAPI upgrade traces twice again).
+    app._telemetry.update({"tracing": False, "metrics": False, "logs": False})
+    app.add_middleware(TracingMiddleware, tracer_provider=provider)
 
 
 def tracing_active() -> bool:
