@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from api.examples import example_of
 
@@ -76,6 +77,38 @@ class NearbyPage(BaseModel):
     items: list[NearbyDeal]
     next_cursor: str | None
     source: Source = Field(description="cache, or postgis while the cache is not warm")
+
+
+class NearbyItem(TypedDict):
+    """A NearbyDeal as the hot path builds it: a plain dict, dumped to JSON once (orjson).
+
+    Same fields, same JSON as :class:`NearbyDeal` (a unit test holds them equal); the model stays
+    the documented schema.
+    """
+
+    deal_id: uuid.UUID
+    store_id: str
+    store_name: str
+    category_code: str
+    name: str
+    lat: float
+    lon: float
+    distance_m: float
+    original_price_krw: int
+    price_krw: int
+    discount_percent: int
+    stock: int
+    pickup_start_at: datetime
+    pickup_end_at: datetime
+    photo_url: str | None
+
+
+class NearbyResult(TypedDict):
+    """A NearbyPage as the hot path builds it (see NearbyItem)."""
+
+    items: list[NearbyItem]
+    next_cursor: str | None
+    source: Source
 
 
 class MapStore(BaseModel):
