@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api.geofence.geodesy import LocalMetric, band_m, geodesic_m
-from api.geofence.index import DistrictGrid, in_box, within
+from api.geofence.index import COL_DEG, ROW_DEG, DistrictGrid, GeoIndex, in_box, within
 
 
 def test_mid_latitude_distance_stays_far_inside_the_exact_band_across_seoul() -> None:
@@ -69,3 +69,40 @@ def test_empty_grids_and_far_queries_find_nothing() -> None:
     assert len(within([empty, grid], 35.1, 129.0, 5000)) == 0
     assert in_box([empty, grid], 37.4, 126.9, 37.6, 127.1) == [("a", 37.5, 127.0)]
     assert in_box([grid], 37.6, 126.9, 37.7, 127.1) == []
+
+
+def test_points_and_queries_on_cell_borders_are_classified_exactly() -> None:
+    rng = random.Random(5)
+    # Points on row and column borders (as the index computes them), and a few between.
+    rows = [round((37.55 + 90) / ROW_DEG) + k for k in range(-40, 40)]
+    cols = [round((126.98 + 180) / COL_DEG) + k for k in range(-40, 40)]
+    points = [(r * ROW_DEG - 90, c * COL_DEG - 180) for r in rows[::5] for c in cols[::5]]
+    points += [(rng.uniform(37.54, 37.56), rng.uniform(126.97, 126.99)) for _ in range(150)]
+    index = GeoIndex(
+        [
+            DistrictGrid(
+                [str(i) for i in range(k, len(points), 2)],
+                [points[i][0] for i in range(k, len(points), 2)],
+                [points[i][1] for i in range(k, len(points), 2)],
+            )
+            for k in range(2)
+        ]
+    )
+    for _ in range(12):
+        lat0, lon0 = rng.choice(points)  # the query itself sits on borders too
+        for r in (0.0, rng.uniform(0, 1500), geodesic_m(*rng.choice(points), lat0, lon0)):
+            hits = index.within(lat0, lon0, r)
+            assert set(hits.keys) == _brute(points, lat0, lon0, r), (lat0, lon0, r)
+            assert len(set(hits.keys)) == len(hits)  # each point once
+
+
+def test_distances_of_wholesale_hits_are_computed_on_demand_and_match() -> None:
+    rng = random.Random(9)
+    points = [(rng.uniform(37.50, 37.52), rng.uniform(127.00, 127.02)) for _ in range(400)]
+    grid = DistrictGrid(
+        [str(i) for i in range(400)], [p[0] for p in points], [p[1] for p in points]
+    )
+    hits = within([grid], 37.51, 127.01, 800)
+    assert len(hits) > 100
+    for key, d in zip(hits.keys, hits.distances.tolist(), strict=True):
+        assert d == pytest.approx(geodesic_m(*points[int(key)], 37.51, 127.01), abs=band_m(800))

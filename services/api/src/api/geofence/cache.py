@@ -16,7 +16,7 @@ from datetime import datetime
 
 from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, price_at
-from api.geofence.index import DistrictGrid, Hits, in_box, within
+from api.geofence.index import DistrictGrid, GeoIndex, Hits
 from api.store.models import Store
 
 
@@ -126,6 +126,7 @@ class GeoCache:
         self.deals: dict[uuid.UUID, CachedStore] = {}
         self.warm = False  # every district with live deals is loaded
         self.full = False  # the bound was hit: answers come from PostGIS until a reload
+        self._index: GeoIndex | None = None
 
     def district(self, code: str) -> District:
         found = self.districts.get(code)
@@ -142,7 +143,7 @@ class GeoCache:
                 self.deals.pop(deal_id, None)
         district.stores.clear()
         district.loaded = False
-        district.changed()
+        self._changed(district)
         rows = list(rows)
         if len(self.deals) + len(rows) > self.max_deals:
             self.full = True
@@ -165,13 +166,24 @@ class GeoCache:
         """A deal that no longer exists."""
         self._drop(deal_id)
 
+    def _changed(self, district: District) -> None:
+        district.changed()
+        self._index = None
+
+    @property
+    def index(self) -> GeoIndex:
+        """Every district's grid end to end; rebuilt (changed districts only) after a change."""
+        if self._index is None:
+            self._index = GeoIndex(self.districts[code].grid for code in sorted(self.districts))
+        return self._index
+
     def _put(self, deal: Deal, store: Store, now: datetime) -> None:
         cached = self.stores.get(store.id)
         if cached is None:
             cached = self.stores[store.id] = CachedStore.of(store)
             district = self.district(cached.district_code)
             district.stores[store.id] = cached
-            district.changed()
+            self._changed(district)
         cached.deals[deal.id] = CachedDeal.of(deal)
         self.deals[deal.id] = cached
 
@@ -184,7 +196,7 @@ class GeoCache:
             self.stores.pop(store.id, None)
             district = self.districts[store.district_code]
             district.stores.pop(store.id, None)
-            district.changed()
+            self._changed(district)
 
     def purge(self, now: datetime) -> int:
         """Drop deals whose pickup window has ended; returns how many."""
@@ -203,14 +215,12 @@ class GeoCache:
         return self.warm and not self.full
 
     def within(self, lat: float, lon: float, radius_m: float) -> Hits:
-        return within((d.grid for d in self.districts.values() if d.stores), lat, lon, radius_m)
+        return self.index.within(lat, lon, radius_m)
 
     def in_box(
         self, south: float, west: float, north: float, east: float
     ) -> list[tuple[str, float, float]]:
-        return in_box(
-            (d.grid for d in self.districts.values() if d.stores), south, west, north, east
-        )
+        return self.index.in_box(south, west, north, east)
 
     def stats(self) -> list[dict[str, object]]:
         return [

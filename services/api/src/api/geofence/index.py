@@ -1,17 +1,26 @@
-"""Per-district grid indexes over store points: the circle's candidate rows, then exact distances.
+"""Per-district fine-cell indexes over store points, queried as one structure, with exact distances.
 
-Each district keeps its points sorted by a global grid cell key (row-major), so the cells of one
-grid row inside the query's bounding box are one contiguous slice found with ``searchsorted``. A
-query visits only districts whose point bounds meet the circle's bounding box. Distances are
-classified by :mod:`api.geofence.geodesy` — the result equals PostGIS ``ST_DWithin`` on
-geography (property-tested against the real PostGIS).
+Each district keeps its points sorted by a fine cell (rows of ``ROW_DEG`` ≈ 33 m, columns of
+``COL_DEG`` ≈ 35 m, row-major) and a table ``first[cell]`` = where that cell's points start, so
+the points of any run of cells in one row are one slice found by indexing, not by searching.
+:class:`GeoIndex` lays the districts' arrays end to end (each district one contiguous part);
+a query visits only the districts whose point bounds meet the circle's bounding box.
+
+A query computes, for every row the circle touches, two column runs: the *inner* run (cells
+entirely inside the circle, with the approximation's safety band) and the *outer* run (cells
+that may hold a point inside). Every row of every visited district is looked up in one gather.
+Inner points are accepted wholesale; only the thin edge (outer minus inner) gets the vectorised
+mid-latitude distance, and only the few edge points within ``band_m`` of the radius get the exact
+geodesic of :mod:`api.geofence.geodesy` — the result equals PostGIS ``ST_DWithin`` on geography
+(property-tested against the real PostGIS). A query costs a fixed number of NumPy calls whatever
+the number of districts, rows or points it touches.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -20,149 +29,283 @@ from api.geofence.geodesy import Floats, LocalMetric, band_m, geodesic_m
 
 Ints = npt.NDArray[np.int64]
 
-CELL_DEG_LAT = 0.0025  # ≈ 278 m
-CELL_DEG_LON = 0.003  # ≈ 265 m at Seoul's latitude
-_ROW_WIDTH = 1 << 20  # cells per grid row: the key is row * _ROW_WIDTH + column
+ROW_DEG = 0.0003  # ≈ 33 m
+COL_DEG = 0.0004  # ≈ 35 m at Seoul's latitude
+# A point's computed cell may be off by one ulp-sized step at a cell's border: every cell is
+# treated as reaching this far (in degrees, ≈ 0.1 mm) beyond its nominal border.
+_EPS_DEG = 1e-9
+_EMPTY = np.empty(0, dtype=np.int64)
+_NO_FLOATS = np.empty(0, dtype=np.float64)
+
+
+def _row_spans(n: int) -> Floats:
+    """Latitude spans [a, b] of n consecutive rows from 0, widened by the border tolerance."""
+    start = np.arange(n) * ROW_DEG
+    return np.stack((start - _EPS_DEG, start + (ROW_DEG + _EPS_DEG)))
+
+
+_ROW_SPANS = _row_spans(512)  # rows of a circle up to ≈ 8 km
+# Rows of the column-bound matrix: outer start, inner start, inner end, outer end (in columns).
+_SIDE = np.array([[-1.0], [-1.0], [1.0], [1.0]]) / COL_DEG
+_NUDGE = np.array([[-_EPS_DEG], [_EPS_DEG], [-_EPS_DEG], [_EPS_DEG]]) / COL_DEG
+# floor(x) + 1 for the starts of inner runs (≥ ceil: a cell only partly inside is an edge cell)
+# and for the exclusive ends of outer runs.
+_OPEN = np.array([[0], [1], [0], [1]], dtype=np.int64)
+_OUTER_INNER = np.array([1, 0, 0, 1])
+_STARTS = np.array([0, 2, 1])  # edge slices first (left and right), then the inner ones
+_ENDS = np.array([1, 3, 2])
 
 
 def _rows(lat: Floats) -> Ints:
-    return np.floor((lat + 90.0) / CELL_DEG_LAT).astype(np.int64)
+    return np.floor((lat + 90.0) / ROW_DEG).astype(np.int64)
 
 
 def _cols(lon: Floats) -> Ints:
-    return np.floor((lon + 180.0) / CELL_DEG_LON).astype(np.int64)
+    return np.floor((lon + 180.0) / COL_DEG).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class Hits:
-    """Points within the radius (unsorted): where they sit, and their distances in meters.
-
-    Keys are looked up only for the hits a caller uses — a page of 50 out of thousands.
-    """
-
-    grids: list[DistrictGrid]
-    grid_of: Ints
-    position: Ints
-    distances: Floats
-
-    def __len__(self) -> int:
-        return len(self.position)
-
-    def key(self, i: int) -> str:
-        return self.grids[int(self.grid_of[i])].keys[int(self.position[i])]
-
-    @property
-    def keys(self) -> list[str]:
-        return [
-            self.grids[g].keys[p]
-            for g, p in zip(self.grid_of.tolist(), self.position.tolist(), strict=True)
-        ]
+def _ranges(starts: Ints, lengths: Ints) -> tuple[Ints, Ints]:
+    """The concatenation of ``arange(s, s + n)`` for every (s, n): one arange, one repeat;
+    and the cumulative lengths."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    if total == 0:
+        return _EMPTY, ends
+    result: Ints = np.arange(total, dtype=np.int64)
+    starts -= ends
+    starts += lengths
+    result += np.repeat(starts, lengths)
+    return result, ends
 
 
 class DistrictGrid:
-    """An immutable grid over one district's points; rebuilt when its point set changes."""
+    """One district's points sorted by fine cell, with the cell table; rebuilt when they change."""
 
     def __init__(self, keys: Sequence[str], lats: Sequence[float], lons: Sequence[float]) -> None:
         lat = np.asarray(lats, dtype=np.float64)
         lon = np.asarray(lons, dtype=np.float64)
-        cell = _rows(lat) * _ROW_WIDTH + _cols(lon)
-        order = np.argsort(cell, kind="stable")
-        self.cells: Ints = cell[order]
-        self.lat: Floats = lat[order]
-        self.lon: Floats = lon[order]
-        self.keys: list[str] = [keys[i] for i in order.tolist()]
-        if len(lat):
-            self.bounds = (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max()))
-        else:
+        if not len(lat):
+            self.lat, self.lon, self.keys = lat, lon, []
+            self.row0, self.nrows, self.col0, self.ncols = 0, 0, 0, 0
+            self.first: Ints = np.zeros(1, dtype=np.int64)
             self.bounds = (1.0, 1.0, -1.0, -1.0)  # empty: meets nothing
+            return
+        rows, cols = _rows(lat), _cols(lon)
+        self.row0, self.col0 = int(rows.min()), int(cols.min())
+        self.nrows = int(rows.max()) - self.row0 + 1
+        self.ncols = int(cols.max()) - self.col0 + 1
+        # Row-major cells, with an empty padding row above and below: a query clamps rows the
+        # district lacks onto them.
+        cell = (rows - self.row0 + 1) * self.ncols + (cols - self.col0)
+        order = np.argsort(cell, kind="stable")
+        self.lat = lat[order]
+        self.lon = lon[order]
+        self.keys = [keys[i] for i in order.tolist()]
+        # first[c] = how many points lie in cells before c; first[-1] = all of them.
+        self.first = np.searchsorted(cell[order], np.arange((self.nrows + 2) * self.ncols + 1))
+        self.bounds = (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max()))
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
     def nbytes(self) -> int:
-        return int(self.cells.nbytes + self.lat.nbytes + self.lon.nbytes) + 8 * len(self.keys)
+        return int(self.lat.nbytes + self.lon.nbytes + self.first.nbytes) + 8 * len(self.keys)
 
-    def meets(self, south: float, west: float, north: float, east: float) -> bool:
-        s, w, n, e = self.bounds
-        return s <= north and n >= south and w <= east and e >= west
 
-    def candidates(self, south: float, west: float, north: float, east: float) -> Ints:
-        """Positions of the points in the grid cells the box touches (a superset of the box)."""
-        r0 = math.floor((south + 90.0) / CELL_DEG_LAT)
-        r1 = math.floor((north + 90.0) / CELL_DEG_LAT)
-        c0 = math.floor((west + 180.0) / CELL_DEG_LON)
-        c1 = math.floor((east + 180.0) / CELL_DEG_LON)
-        rows = np.arange(r0, r1 + 1, dtype=np.int64) * _ROW_WIDTH
-        starts = np.searchsorted(self.cells, rows + c0, side="left")
-        ends = np.searchsorted(self.cells, rows + c1, side="right")
-        lengths = ends - starts
-        total = int(lengths.sum())
-        if total == 0:
-            return np.empty(0, dtype=np.int64)
-        # One arange over all rows' slices, shifted back to each slice's start.
-        shift = starts - (np.cumsum(lengths) - lengths)
-        result: Ints = np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
+class Hits:
+    """Points within the radius (unsorted): where they sit, and (on demand) their distances.
+
+    The first ``len(edge_d2)`` hits are edge points, whose squared distances the query computed
+    (exact for the band); the others were accepted wholesale and get their distance when asked.
+    Keys are looked up only for the hits a caller uses — a page of 50 out of thousands.
+    """
+
+    def __init__(
+        self, index: GeoIndex, position: Ints, edge_d2: Floats, metric: LocalMetric | None
+    ) -> None:
+        self.index = index
+        self.position = position
+        self._edge_d2 = edge_d2
+        self._metric = metric
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def key(self, i: int) -> str:
+        return self.index.keys[int(self.position[i])]
+
+    @property
+    def keys(self) -> list[str]:
+        keys = self.index.keys
+        return [keys[p] for p in self.position.tolist()]
+
+    @cached_property
+    def distances(self) -> Floats:
+        """Meters: the mid-latitude distance, or the exact geodesic within the band."""
+        result: Floats = np.empty(len(self.position), dtype=np.float64)
+        n = len(self._edge_d2)
+        np.sqrt(self._edge_d2, out=result[:n])
+        if self._metric is not None and len(result) > n:
+            inner = self.position[n:]
+            result[n:] = self._metric.distances(self.index.lat[inner], self.index.lon[inner])
         return result
+
+
+class GeoIndex:
+    """The districts' grids end to end: one gather answers every row of every visited district."""
+
+    def __init__(self, grids: Iterable[DistrictGrid]) -> None:
+        parts = [g for g in grids if len(g)]
+        self.grids = parts
+        self.keys: list[str] = [k for g in parts for k in g.keys]
+        # (lat, lon) pairs: the edge test gathers both with one index.
+        self.points: Floats = np.empty((len(self.keys), 2), dtype=np.float64)
+        self.first: Ints = np.zeros(1, dtype=np.int64)
+        if parts:
+            self.points[:, 0] = np.concatenate([g.lat for g in parts])
+            self.points[:, 1] = np.concatenate([g.lon for g in parts])
+            offsets = np.cumsum([0] + [len(g) for g in parts]).tolist()
+            self.first = np.concatenate([g.first + o for g, o in zip(parts, offsets, strict=False)])
+        self.lat: Floats = self.points[:, 0]
+        self.lon: Floats = self.points[:, 1]
+        sizes = [(g.nrows + 2) * g.ncols + 1 for g in parts]
+        # Per district, as rows: first row, last padding row, first column, columns, offset.
+        self._meta: Ints = np.array(
+            [[g.row0, g.nrows, g.col0, g.ncols] for g in parts], dtype=np.int64
+        ).reshape(-1, 4)
+        self._meta[:, 1] += 1  # the last padding row
+        self._meta = np.column_stack([self._meta, np.cumsum([0, *sizes[:-1]])[: len(parts)]]).T
+        self._bounds = [g.bounds for g in parts]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.points.nbytes + self.first.nbytes) + 8 * len(self.keys)
+
+    def _visited(self, south: float, west: float, north: float, east: float) -> Ints:
+        return np.array(
+            [
+                i
+                for i, (s, w, n, e) in enumerate(self._bounds)
+                if s <= north and n >= south and w <= east and e >= west
+            ],
+            dtype=np.int64,
+        )
+
+    def _slices(self, visit: Ints, r0: int, nrows: int, cols: Ints) -> Ints:
+        """Point positions at the column bounds ``cols`` (m × rows from ``r0``, global columns,
+        ascending down a column) of each row, in each visited district: m × districts × rows."""
+        row0, last, col0, ncols, base = self._meta.take(visit, axis=1)[:, :, None]
+        # A row the district lacks: its padding row (every bound the same, empty slices).
+        row = np.arange(r0 + 1, r0 + 1 + nrows) - row0
+        np.maximum(row, 0, out=row)
+        np.minimum(row, last, out=row)
+        row *= ncols
+        row += base
+        local = cols[:, None, :] - col0
+        np.maximum(local, 0, out=local)
+        np.minimum(local, ncols, out=local)
+        local += row
+        found: Ints = self.first.take(local)
+        return found
+
+    def within(self, lat0: float, lon0: float, radius_m: float) -> Hits:
+        """Every point whose geography distance to (lat0, lon0) is at most ``radius_m``."""
+        metric = LocalMetric.at(lat0, lon0)
+        band = band_m(radius_m)
+        sure = max(radius_m - band, 0.0) ** 2
+        maybe = (radius_m + band) ** 2
+        dlat = metric.degrees_lat(radius_m + band)
+        dlon = metric.degrees_lon(radius_m + band, dlat)
+        visit = self._visited(lat0 - dlat, lon0 - dlon, lat0 + dlat, lon0 + dlon)
+        if not len(visit):
+            return Hits(self, _EMPTY, _NO_FLOATS, None)
+        r0 = math.floor((lat0 - dlat + 90.0) / ROW_DEG)
+        n = math.floor((lat0 + dlat + 90.0) / ROW_DEG) - r0 + 1
+        # Each row's latitude span relative to lat0, [a, b], with the cell border tolerance.
+        steps = _ROW_SPANS[:, :n] if n <= _ROW_SPANS.shape[1] else _row_spans(n)
+        ab = steps + (r0 * ROW_DEG - (90.0 + lat0))
+        dy = ab * (metric.ky0 + metric.ky1 * ab)  # increasing in the latitude offset
+        dy *= dy
+        room = np.empty((2, n))
+        np.subtract(sure, np.maximum(dy[0], dy[1]), out=room[0])  # at the row's far latitude
+        np.subtract(maybe, np.minimum(dy[0], dy[1]), out=room[1])  # at its near latitude
+        # The row holding lat0 (and, within the tolerance, its neighbours) is near at 0.
+        held = (lat0 + 90.0) / ROW_DEG - r0
+        room[1, max(math.floor(held) - 2, 0) : max(math.floor(held) + 2, 0)] = maybe
+        np.maximum(room, 0.0, out=room)
+        np.sqrt(room, out=room)
+        # Half-widths in degrees of longitude: inner with the widest parallel scale of the row,
+        # outer with the narrowest (kx is linear in latitude).
+        kx = metric.kx0 + metric.kx1 * ab
+        room /= kx if metric.kx1 < 0 else kx[::-1]
+        # Column bounds per row: outer start, inner start, inner end, outer end (ends
+        # exclusive); a row beyond the circle keeps one cell, whose points the edge test drops.
+        x = room.take(_OUTER_INNER, axis=0)
+        x *= _SIDE
+        x += _NUDGE + (lon0 + 180.0) / COL_DEG
+        cols = np.floor(x, out=x).astype(np.int64)
+        cols += _OPEN
+        np.maximum(cols[2], cols[1], out=cols[2])  # no inner cell: an empty run
+        at = self._slices(visit, r0, n, cols).reshape(4, -1)
+        starts = at.take(_STARTS, axis=0).ravel()
+        lengths = at.take(_ENDS, axis=0).ravel()
+        lengths -= starts
+        position, ends = _ranges(starts, lengths)
+        n_edge = int(ends[2 * at.shape[1] - 1])
+        edge = position[:n_edge]
+        d = self.points.take(edge, axis=0)
+        k = np.array([[lat0, lon0], [metric.ky1, metric.kx1], [metric.ky0, metric.kx0]])
+        d -= k[0]
+        scale = d[:, :1] * k[1]
+        scale += k[2]
+        d *= scale
+        d *= d
+        d2 = np.add(d[:, 0], d[:, 1])  # LocalMetric.squared
+        inside = d2 <= sure
+        unsure = d2 <= maybe
+        if np.count_nonzero(unsure) > np.count_nonzero(inside):
+            unsure &= ~inside
+            for i in np.flatnonzero(unsure).tolist():  # the band: settled by the exact geodesic
+                p = int(edge[i])
+                exact = geodesic_m(float(self.lat[p]), float(self.lon[p]), lat0, lon0)
+                inside[i] = exact <= radius_m
+                d2[i] = exact * exact
+        kept = np.flatnonzero(inside)
+        if len(kept) < n_edge:
+            position = np.concatenate((edge.take(kept), position[n_edge:]))
+        return Hits(self, position, d2.take(kept), metric)
+
+    def in_box(
+        self, south: float, west: float, north: float, east: float
+    ) -> list[tuple[str, float, float]]:
+        """Points inside a lat/lon box (edges included): key, lat, lon."""
+        visit = self._visited(south, west, north, east)
+        if not len(visit) or south > north or west > east:
+            return []
+        r0 = math.floor((south - _EPS_DEG + 90.0) / ROW_DEG)
+        r1 = math.floor((north + _EPS_DEG + 90.0) / ROW_DEG)
+        cols = np.empty((2, r1 - r0 + 1), dtype=np.int64)
+        cols[0] = math.floor((west + 180.0 - _EPS_DEG) / COL_DEG)
+        cols[1] = math.floor((east + 180.0 + _EPS_DEG) / COL_DEG) + 1
+        at = self._slices(visit, r0, r1 - r0 + 1, cols).reshape(2, -1)
+        idx, _ = _ranges(at[0].copy(), at[1] - at[0])
+        lat = self.lat[idx]
+        lon = self.lon[idx]
+        keep = idx[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
+        return [(self.keys[i], float(self.lat[i]), float(self.lon[i])) for i in keep.tolist()]
 
 
 def within(grids: Iterable[DistrictGrid], lat0: float, lon0: float, radius_m: float) -> Hits:
     """Every point whose geography distance to (lat0, lon0) is at most ``radius_m``."""
-    metric = LocalMetric.at(lat0, lon0)
-    dlat = metric.degrees_lat(radius_m)
-    dlon = metric.degrees_lon(radius_m, dlat)
-    south, west, north, east = lat0 - dlat, lon0 - dlon, lat0 + dlat, lon0 + dlon
-    band = band_m(radius_m)
-    sure = max(radius_m - band, 0.0) ** 2
-    maybe = (radius_m + band) ** 2
-    used: list[DistrictGrid] = []
-    owners: list[Ints] = []
-    positions: list[Ints] = []
-    parts: list[Floats] = []
-    for grid in grids:
-        if not grid.meets(south, west, north, east):
-            continue
-        idx = grid.candidates(south, west, north, east)
-        if not len(idx):
-            continue
-        lat = grid.lat[idx]
-        lon = grid.lon[idx]
-        d2 = metric.squared(lat, lon)
-        inside = d2 <= sure
-        edge = np.flatnonzero((d2 <= maybe) & ~inside)
-        chosen_d2 = d2
-        if len(edge):
-            chosen_d2 = d2.copy()
-            for i in edge.tolist():  # the thin band: settled by the exact geodesic
-                exact = geodesic_m(float(lat[i]), float(lon[i]), lat0, lon0)
-                inside[i] = exact <= radius_m
-                chosen_d2[i] = exact * exact
-        chosen = np.flatnonzero(inside)
-        if not len(chosen):
-            continue
-        owners.append(np.full(len(chosen), len(used), dtype=np.int64))
-        used.append(grid)
-        positions.append(idx[chosen])
-        parts.append(np.sqrt(chosen_d2[chosen]))
-    if not used:
-        empty = np.empty(0, dtype=np.int64)
-        return Hits([], empty, empty, np.empty(0, dtype=np.float64))
-    if len(used) == 1:
-        return Hits(used, owners[0], positions[0], parts[0])
-    return Hits(used, np.concatenate(owners), np.concatenate(positions), np.concatenate(parts))
+    return GeoIndex(grids).within(lat0, lon0, radius_m)
 
 
 def in_box(
     grids: Iterable[DistrictGrid], south: float, west: float, north: float, east: float
 ) -> list[tuple[str, float, float]]:
     """Points inside a lat/lon box (edges included): key, lat, lon."""
-    found: list[tuple[str, float, float]] = []
-    for grid in grids:
-        if not grid.meets(south, west, north, east):
-            continue
-        idx = grid.candidates(south, west, north, east)
-        lat = grid.lat[idx]
-        lon = grid.lon[idx]
-        keep = idx[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
-        found.extend((grid.keys[i], float(grid.lat[i]), float(grid.lon[i])) for i in keep.tolist())
-    return found
+    return GeoIndex(grids).in_box(south, west, north, east)
