@@ -28,24 +28,39 @@ class Area:
 
 
 class AreaIndex:
-    """Polygons with codes; ``locate`` finds the area of many points at once (STRtree)."""
+    """Polygons with codes; ``locate`` finds the area of many points at once."""
 
     def __init__(self, areas: list[Area], geometries: list[Any]) -> None:
         self.areas = areas
         self.by_code = {area.code: area for area in areas}
         self._geometries = np.array(geometries, dtype=object)
-        self._tree = shapely.STRtree(self._geometries)
+        shapely.prepare(self._geometries)
+        self._bounds = shapely.bounds(self._geometries)
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> list[Area | None]:
         """The area holding each point (the first one for a point on a shared border)."""
-        found: list[Area | None] = [None] * len(lon)
-        if len(lon) == 0:
-            return found
-        points = shapely.points(lon, lat)
-        point_idx, area_idx = self._tree.query(points, predicate="intersects")
-        # Assign in reverse so the lowest area index wins for a point on a border.
-        for p, a in zip(point_idx[::-1].tolist(), area_idx[::-1].tolist(), strict=True):
-            found[p] = self.areas[a]
+        return [self.areas[i] if i >= 0 else None for i in self.locate_index(lon, lat).tolist()]
+
+    def locate_index(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
+        """The position in ``areas`` of the area holding each point, -1 for none (the lowest
+        position for a point on a shared border)."""
+        count = len(self.areas)
+        found = np.full(len(lon), count, dtype=np.int64)
+        # Points sorted by longitude: each area tests only the points inside its bounding box,
+        # against its prepared polygon (several times faster than STRtree.query on Points).
+        order = np.argsort(lon, kind="stable")
+        by_lon = lon[order]
+        for position, (west, south, east, north) in enumerate(self._bounds.tolist()):
+            first = int(np.searchsorted(by_lon, west, side="left"))
+            last = int(np.searchsorted(by_lon, east, side="right"))
+            candidates = order[first:last]
+            near = (lat[candidates] >= south) & (lat[candidates] <= north)
+            candidates = candidates[near]
+            hits = candidates[
+                shapely.intersects_xy(self._geometries[position], lon[candidates], lat[candidates])
+            ]
+            np.minimum.at(found, hits, position)
+        found[found == count] = -1
         return found
 
     def geometry(self, code: str) -> Any:

@@ -181,6 +181,19 @@ def read_file(
         header = tuple(cell.strip() for cell in next(reader))
     except (StopIteration, csv.Error) as exc:
         raise MalformedFile(path, 1, f"unreadable header: {exc}") from exc
+    index = check_header(path, header, fmt)
+    width = len(header)
+    if only_codes:
+        fast = _read_selected(path, text, fmt.delimiter, width, reader.line_num + 1, only_codes)
+        if fast is not None:
+            rows, lines, skipped = fast
+            return RawFile(path, fmt, header, rows, lines, index, len(data), skipped)
+    rows, lines = _read_all(path, reader, width)
+    return RawFile(path, fmt, header, rows, lines, index, len(data))
+
+
+def check_header(path: Path, header: tuple[str, ...], fmt: FileFormat) -> dict[str, int]:
+    """Column name -> position; ``MalformedFile`` (line 1) when a column we read is missing."""
     index = {name: i for i, name in enumerate(header)}
     missing = [name for name in REQUIRED if name not in index]
     if missing:
@@ -191,14 +204,7 @@ def read_file(
             f"wrong header: missing column(s) {shown} (found {len(header)} columns, delimiter "
             f"{fmt.delimiter!r}); is this a 상가(상권)정보 file? pass --delimiter to override",
         )
-    width = len(header)
-    if only_codes:
-        fast = _read_selected(path, text, fmt.delimiter, width, reader.line_num + 1, only_codes)
-        if fast is not None:
-            rows, lines, skipped = fast
-            return RawFile(path, fmt, header, rows, lines, index, len(data), skipped)
-    rows, lines = _read_all(path, reader, width)
-    return RawFile(path, fmt, header, rows, lines, index, len(data))
+    return index
 
 
 def _short_line(path: Path, line: int, width: int, found: int) -> MalformedFile:

@@ -15,13 +15,17 @@ without the checkpoint.
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -166,20 +170,47 @@ def stage_only(
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 
-_COPY_COLUMNS = (
-    "id, rejected, name, branch, large_code, middle_code, small_code, "
-    "road_address, lot_address, district_code, dong_code, lon, lat"
+_COPY_FIELDS = (
+    "name",
+    "branch",
+    "large_code",
+    "middle_code",
+    "small_code",
+    "road_address",
+    "lot_address",
+    "district_code",
+    "dong_code",
+    "lon",
+    "lat",
 )
+_COPY_COLUMNS = ", ".join(("id", "rejected", *_COPY_FIELDS))
 
+# Only new and changed rows reach the upsert: a hash join against stores drops the unchanged
+# ones first (a re-import of the same file writes nothing; ON CONFLICT would lock every row).
+# The ON CONFLICT clause repeats the test for a row that changed in between.
 _MERGE = f"""
-WITH up AS (
+WITH changed AS (
+  SELECT g.* FROM {STAGING} g LEFT JOIN stores s ON s.id = g.id
+  WHERE NOT g.rejected
+    AND (s.id IS NULL
+      OR ((s.source_date IS NULL OR s.source_date <= %(as_of)s)
+        AND (s.closed_at IS NOT NULL
+          OR (s.name, s.branch, s.category_code, s.address, s.district_code, s.dong_code,
+              s.large_category_code, s.middle_category_code, s.road_address, s.lot_address)
+             IS DISTINCT FROM
+             (g.name, g.branch, g.small_code, coalesce(nullif(g.road_address, ''), g.lot_address),
+              g.district_code, g.dong_code, g.large_code, g.middle_code, g.road_address,
+              g.lot_address)
+          OR ST_X(s.location::geometry) IS DISTINCT FROM g.lon
+          OR ST_Y(s.location::geometry) IS DISTINCT FROM g.lat)))
+), up AS (
   INSERT INTO stores AS s (id, name, branch, category_code, address, district_code, dong_code,
       location, large_category_code, middle_category_code, road_address, lot_address,
       source_date, closed_at, updated_at)
   SELECT id, name, branch, small_code, coalesce(nullif(road_address, ''), lot_address),
       district_code, dong_code, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography,
       large_code, middle_code, road_address, lot_address, %(as_of)s, NULL, now()
-  FROM {STAGING} WHERE NOT rejected
+  FROM changed
   -- Spatially sorted: the GiST index on location is filled page by page, not at random.
   ORDER BY ST_GeoHash(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 6)
   ON CONFLICT (id) DO UPDATE SET
@@ -272,36 +303,14 @@ def _stage(
         cur.execute(f"TRUNCATE {STAGING}")
         # Whatever was staged before is gone now: it can no longer be resumed.
         cur.execute(f"UPDATE {IMPORTS} SET status = 'abandoned' WHERE status = 'staged'")
-        step = max(1, len(prepared.records) // 100)
-        with cur.copy(f"COPY {STAGING} ({_COPY_COLUMNS}) FROM STDIN") as copy:
-            for n, r in enumerate(prepared.records):
-                copy.write_row(
-                    (
-                        r.id,
-                        False,
-                        r.name,
-                        r.branch,
-                        r.large_code,
-                        r.middle_code,
-                        r.small_code,
-                        r.road_address,
-                        r.lot_address,
-                        r.district_code,
-                        r.dong_code,
-                        r.lon,
-                        r.lat,
-                    )
-                )
-                if progress is not None and n % step == 0:
-                    progress(min(step, len(prepared.records) - n))
-            # Rejected rows still say "this store is in the file": they must not be closed.
-            staged = {r.id for r in prepared.records}
-            for reject in prepared.rejects:
-                store_id = reject.store_id
-                if store_id and store_id not in staged:
-                    staged.add(store_id)
-                    copy.write_row((store_id, True, *([None] * 11)))
-        # Fresh statistics, or the merge's anti-join is planned for an empty table (quadratic).
+        # CSV written by Arrow in C++: strings quoted ("" is an empty string, nothing is NULL),
+        # floats in their shortest exact form (PostgreSQL reads the same double back).
+        with cur.copy(f"COPY {STAGING} ({_COPY_COLUMNS}) FROM STDIN (FORMAT csv)") as copy:
+            for done, chunk in _csv_chunks(_staging_table(prepared)):
+                copy.write(chunk)
+                if progress is not None:
+                    progress(done)
+        # Fresh statistics, or the merge's joins are planned for an empty table (quadratic).
         cur.execute(f"ANALYZE {STAGING}")
         cur.execute(
             f"""INSERT INTO {IMPORTS} (key, status, as_of, summary) VALUES (%s, 'staged', %s, %s)
@@ -311,13 +320,56 @@ def _stage(
         )
 
 
+_STAGING_ROWS = 50_000  # rows per COPY chunk (a progress step)
+
+
+def _staging_table(prepared: Prepared) -> pa.Table:
+    """The accepted records, then the ids of rejected rows (marked rejected, nothing else)."""
+    table = prepared.table
+    accepted = pa.table(
+        {
+            "id": table["id"],
+            "rejected": pa.array(np.zeros(table.num_rows, dtype=np.bool_)),
+            **{name: table[name] for name in _COPY_FIELDS},
+        }
+    )
+    # Rejected rows still say "this store is in the file": they must not be closed.
+    seen = set(table["id"].to_pylist()) if prepared.rejects else set()
+    ids: list[str] = []
+    for reject in prepared.rejects:
+        if reject.store_id and reject.store_id not in seen:
+            seen.add(reject.store_id)
+            ids.append(reject.store_id)
+    if not ids:
+        return accepted
+    rejected = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "rejected": pa.array(np.ones(len(ids), dtype=np.bool_)),
+            **{name: pa.nulls(len(ids), accepted.schema.field(name).type) for name in _COPY_FIELDS},
+        }
+    )
+    return pa.concat_tables([accepted, rejected])
+
+
+def _csv_chunks(table: pa.Table) -> Iterator[tuple[int, bytes]]:
+    options = pacsv.WriteOptions(include_header=False)
+    for start in range(0, table.num_rows, _STAGING_ROWS):
+        part = table.slice(start, _STAGING_ROWS)
+        sink = io.BytesIO()
+        pacsv.write_csv(part, sink, options)
+        yield part.num_rows, sink.getvalue()
+
+
 def _merge(conn: Connection, options: LoadOptions, outcome: Outcome) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None
     params = {"key": options.key, "as_of": options.as_of, "categories": list(options.categories)}
     with raw.cursor() as cur:
-        # The anti-join of the close step hashes every staged id.
+        # Both joins (changed rows, the close step's anti-join) hash every staged id: in memory,
+        # whatever stale statistics say (a nested loop over 200,000 rows is quadratic).
         cur.execute("SET LOCAL work_mem = '128MB'")
+        cur.execute("SET LOCAL enable_nestloop = off")
         cur.execute(_MERGE, params)
         inserted, updated = cur.fetchone() or (0, 0)
         cur.execute(f"SELECT count(*) FROM {STAGING} WHERE NOT rejected", params)
@@ -329,8 +381,6 @@ def _merge(conn: Connection, options: LoadOptions, outcome: Outcome) -> None:
                 params,
             )
             provinces = (cur.fetchone() or (None,))[0] or []
-            # A hash anti-join whatever the statistics say (a nested loop here is quadratic).
-            cur.execute("SET LOCAL enable_nestloop = off")
             cur.execute(_CLOSE_MISSING, {**params, "provinces": provinces})
             outcome.closed = cur.rowcount
         cur.execute(f"TRUNCATE {STAGING}")
@@ -362,8 +412,9 @@ def _load_sqlite(
             )
         )
         conn.execute(text("DELETE FROM import_staging"))
-        rows = [_sqlite_row(r) for r in prepared.records]
-        seen = {r.id for r in prepared.records}
+        records = prepared.records
+        rows = [_sqlite_row(r) for r in records]
+        seen = {r.id for r in records}
         for reject in prepared.rejects:
             store_id = reject.store_id
             if store_id and store_id not in seen:
@@ -379,7 +430,7 @@ def _load_sqlite(
                 rows,
             )
         if progress is not None:
-            progress(len(prepared.records))
+            progress(len(records))
         params = {"as_of": options.as_of.isoformat()}
         newer = "(s.source_date IS NULL OR s.source_date <= :as_of)"
         outcome.inserted = int(
@@ -429,8 +480,8 @@ def _load_sqlite(
         )
         total = sum(1 for r in rows if not r["rejected"])
         outcome.unchanged = total - outcome.inserted - outcome.updated
-        if options.close_missing and prepared.records:
-            provinces = sorted({r.district_code[:2] for r in prepared.records})
+        if options.close_missing and records:
+            provinces = sorted({r.district_code[:2] for r in records})
             categories = list(options.categories)
             cat_clause = ""
             if categories:
