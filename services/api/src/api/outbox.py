@@ -16,6 +16,7 @@ import logging
 import uuid
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -77,21 +78,24 @@ class OutboxEvent(Base):
     )
 
 
+def row_values(event: Event) -> dict[str, Any]:
+    """The outbox row of an event as column values (for statements that insert it themselves)."""
+    record = record_for(event)
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "topic": record.topic,
+        "key": event.key,
+        "shard": shard_of(event.key),
+        "payload": record.value,
+        "headers": [[k, v.decode()] for k, v in record.headers],
+        "traceparent": event.traceparent,
+    }
+
+
 def add(session: AsyncSession, event: Event) -> None:
     """Stages an event in the caller's transaction."""
-    record = record_for(event)
-    session.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            type=event.type,
-            topic=record.topic,
-            key=event.key,
-            shard=shard_of(event.key),
-            payload=record.value,
-            headers=[[k, v.decode()] for k, v in record.headers],
-            traceparent=event.traceparent,
-        )
-    )
+    session.add(OutboxEvent(**row_values(event)))
 
 
 def _record(row: OutboxEvent) -> OutgoingRecord:

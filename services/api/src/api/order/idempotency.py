@@ -1,9 +1,10 @@
 """``Idempotency-Key`` for placing orders (Stripe's semantics).
 
 The first answer for a (customer, key) is stored and replayed — errors included; the same key with
-another body is 422; a key whose first request is still running is 409. The key is claimed in its
-own short transaction (so concurrent retries see it), and the answer is stored in the same
-transaction as the order: a stored answer exists if and only if the order committed.
+another body is 422; a key whose first request is still running is 409. The key is claimed by a
+statement of its own that commits at once (so concurrent retries see it), and a success answer is
+stored by the operation in the same statement as the order: a stored success answer exists if and
+only if the order committed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
@@ -31,6 +31,7 @@ class StoredAnswer:
     replayed: bool
 
 
+# Runs the request under the claimed key and stores its success answer with its own write.
 Operation = Callable[[AsyncSession], Awaitable[tuple[int, dict[str, Any]]]]
 
 
@@ -38,46 +39,64 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body])).hexdigest()
 
 
+def _in_flight() -> IdempotencyKeyInFlight:
+    return IdempotencyKeyInFlight(
+        "the first request with this key is still running; retry shortly",
+        field="Idempotency-Key",
+    )
+
+
 async def _claim(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     customer_id: str,
     key: str,
     digest: str,
     now: datetime,
     in_flight_timeout: timedelta,
 ) -> StoredAnswer | None:
-    try:
-        async with sessions() as session, session.begin():
-            row = await repository.idempotency_key(session, customer_id, key, lock=True)
-            if row is None:
-                session.add(
-                    IdempotencyKey(
-                        customer_id=customer_id, key=key, request_hash=digest, created_at=now
-                    )
-                )
-                return None
-            if row.request_hash != digest:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used with another request; use a new key",
-                    field="Idempotency-Key",
-                )
-            if row.completed_at is not None and row.response_status is not None:
-                return StoredAnswer(row.response_status, row.response_body or {}, replayed=True)
-            if now - row.created_at < in_flight_timeout:
-                raise IdempotencyKeyInFlight(
-                    "the first request with this key is still running; retry shortly",
-                    field="Idempotency-Key",
-                )
-            row.created_at = now  # its first request died: this one takes over
-            return None
-    except IntegrityError as exc:  # a concurrent first request inserted the key just now
-        raise IdempotencyKeyInFlight(
-            "the first request with this key is still running; retry shortly",
+    """None when this request now owns the key; else the answer to replay (or 409/422)."""
+    if await repository.insert_idempotency_key(session, customer_id, key, digest, now):
+        return None
+    row = (
+        await session.execute(
+            select(
+                IdempotencyKey.request_hash,
+                IdempotencyKey.response_status,
+                IdempotencyKey.response_body,
+                IdempotencyKey.completed_at,
+                IdempotencyKey.created_at,
+            ).where(IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key)
+        )
+    ).one_or_none()
+    if row is None:  # its first request failed unexpectedly and freed it just now
+        raise _in_flight()
+    if row.request_hash != digest:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with another request; use a new key",
             field="Idempotency-Key",
-        ) from exc
+        )
+    if row.completed_at is not None and row.response_status is not None:
+        return StoredAnswer(row.response_status, row.response_body or {}, replayed=True)
+    if now - row.created_at < in_flight_timeout:
+        raise _in_flight()
+    # Its first request died: this one takes over — unless a concurrent retry took it first.
+    taken_over = await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.customer_id == customer_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at == row.created_at,
+            IdempotencyKey.completed_at.is_(None),
+        )
+        .values(created_at=now)
+        .returning(IdempotencyKey.key)
+    )
+    if taken_over.scalar_one_or_none() is None:
+        raise _in_flight()
+    return None
 
 
-async def _store(
+async def _store_error(
     session: AsyncSession,
     customer_id: str,
     key: str,
@@ -85,9 +104,15 @@ async def _store(
     body: dict[str, Any],
     now: datetime,
 ) -> None:
-    row = await repository.idempotency_key(session, customer_id, key, lock=True)
-    assert row is not None
-    row.response_status, row.response_body, row.completed_at = status, body, now
+    await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.customer_id == customer_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.completed_at.is_(None),
+        )
+        .values(response_status=status, response_body=body, completed_at=now)
+    )
 
 
 async def run_once(
@@ -100,27 +125,42 @@ async def run_once(
     in_flight_timeout: timedelta,
     operation: Operation,
     instance: str,
+    single_statement: bool,
 ) -> StoredAnswer:
-    """Runs ``operation`` in its own transaction at most once per (customer, key)."""
-    stored = await _claim(sessions, customer_id, key, digest, now, in_flight_timeout)
-    if stored is not None:
-        return stored
-    try:
-        async with sessions() as session, session.begin():
+    """Runs ``operation`` at most once per (customer, key), on one pooled connection.
+
+    ``single_statement``: the operation writes everything in one statement, so on PostgreSQL it
+    runs in autocommit (no BEGIN/COMMIT round trips; each statement commits as it completes).
+    Otherwise the claim and the operation each get a transaction of their own."""
+    async with sessions() as session:
+        autocommit = single_statement and session.get_bind().dialect.name == "postgresql"
+        if autocommit:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        stored = await _claim(session, customer_id, key, digest, now, in_flight_timeout)
+        if not autocommit:
+            await session.commit()
+        if stored is not None:
+            return stored
+        try:
             status, body = await operation(session)
-            await _store(session, customer_id, key, status, body, now)
-        return StoredAnswer(status, body, replayed=False)
-    except AppError as exc:
-        body = app_error_body(exc, instance)
-        async with sessions() as session, session.begin():
-            await _store(session, customer_id, key, exc.status, body, now)
-        return StoredAnswer(exc.status, body, replayed=False)
-    except BaseException:
-        # Unexpected: free the key so the client's retry runs the request again.
-        async with sessions() as session, session.begin():
+            await session.commit()
+            return StoredAnswer(status, body, replayed=False)
+        except AppError as exc:
+            await session.rollback()
+            body = app_error_body(exc, instance)
+            await _store_error(session, customer_id, key, exc.status, body, now)
+            await session.commit()
+            return StoredAnswer(exc.status, body, replayed=False)
+        except BaseException:
+            await session.rollback()
+            # Unexpected: free the key so the client's retry runs the request again — unless
+            # the answer was stored (in autocommit the order may have committed before this).
             await session.execute(
                 delete(IdempotencyKey).where(
-                    IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key
+                    IdempotencyKey.customer_id == customer_id,
+                    IdempotencyKey.key == key,
+                    IdempotencyKey.completed_at.is_(None),
                 )
             )
-        raise
+            await session.commit()
+            raise

@@ -1,17 +1,63 @@
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import outbox
 from api.deal.models import Deal
+from api.geo import LonLat
 from api.order.models import ACTIVE_STATUSES, IdempotencyKey, Order, OrderChange
-from contracts import OrderStatus
+from api.outbox import OutboxEvent
+from api.store.models import Store
+from contracts import Event, OrderStatus
+
+
+@dataclass(frozen=True)
+class DealToOrder:
+    """What placing an order needs to know about the deal and its store, read in one query."""
+
+    id: uuid.UUID
+    store_id: str
+    name: str
+    original_price_krw: int
+    price_krw: int
+    markdown: list[dict[str, Any]]
+    pickup_end_at: datetime
+    closed_at: datetime | None
+    stock: int
+    store_name: str
+    location: LonLat
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    store_id: str
+    customer_id: str
+    quantity: int
+    unit_price_krw: int
+    pickup_code: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The idempotent answer to store with the order (``Idempotency-Key``)."""
+
+    customer_id: str
+    key: str
+    status: int
+    body: dict[str, Any]
 
 
 async def get_for_customer(
@@ -108,3 +154,196 @@ async def insert_idempotency_key(
         .returning(IdempotencyKey.key)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def deal_to_order(session: AsyncSession, deal_id: uuid.UUID) -> DealToOrder | None:
+    row = (
+        await session.execute(
+            select(
+                Deal.id,
+                Deal.store_id,
+                Deal.name,
+                Deal.original_price_krw,
+                Deal.price_krw,
+                Deal.markdown,
+                Deal.pickup_end_at,
+                Deal.closed_at,
+                Deal.stock,
+                Store.name.label("store_name"),
+                Store.location,
+            )
+            .join(Store, Store.id == Deal.store_id)
+            .where(Deal.id == deal_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    deal = DealToOrder(*row)
+    if deal.pickup_end_at.tzinfo is None:  # SQLite hands back naive UTC; PostgreSQL aware
+        deal = replace(
+            deal,
+            pickup_end_at=deal.pickup_end_at.replace(tzinfo=UTC),
+            closed_at=deal.closed_at and deal.closed_at.replace(tzinfo=UTC),
+        )
+    return deal
+
+
+async def lock_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
+    """SELECT … FOR UPDATE on the deal: the bench's baseline takes the row lock first."""
+    await session.execute(select(Deal.id).where(Deal.id == deal_id).with_for_update())
+
+
+# A stock.changed payload is built before the stock is known: with this in place of the stock
+# left, and the database writes the real number in (see ``_PLACE``).
+_STOCK_PLACEHOLDER = 2_000_000_001
+_STOCK_TOKEN = f'"quantity_available":{_STOCK_PLACEHOLDER}'
+
+# One statement, so one round trip: the deal's row lock is taken by the UPDATE and released by
+# the commit that follows at once (autocommit), with no client round trip in between. Everything
+# else is inserted only if the UPDATE took the stock. Outbox ids are drawn after the row lock, so
+# one deal's events are numbered in commit order.
+_PLACE = text("""
+WITH taken AS (
+    UPDATE deals SET stock = stock - :quantity, updated_at = now()
+    WHERE id = :deal_id AND stock >= :quantity AND closed_at IS NULL AND pickup_end_at > :now
+    RETURNING stock
+), placed AS (
+    INSERT INTO orders (id, deal_id, store_id, customer_id, quantity, unit_price_krw, total_krw,
+                        status, pickup_code, created_at, updated_at)
+    SELECT :order_id, :deal_id, :store_id, :customer_id, :quantity, :unit_price_krw,
+           :total_krw, :status, :pickup_code, :at, :at
+    FROM taken
+    RETURNING id
+), history AS (
+    INSERT INTO order_changes (order_id, from_status, to_status, actor_id, at)
+    SELECT id, NULL, :status, :customer_id, :at FROM placed
+), events AS (
+    INSERT INTO outbox_events (event_id, type, topic, key, shard, payload, headers, traceparent)
+    SELECT :e1_event_id, :e1_type, :e1_topic, :e1_key, :e1_shard, :e1_payload,
+           CAST(:e1_headers AS json), :e1_traceparent
+    FROM taken
+    UNION ALL
+    SELECT :e2_event_id, :e2_type, :e2_topic, :e2_key, :e2_shard,
+           CASE WHEN taken.stock = 0 THEN :e2_payload_sold_out
+                ELSE convert_to(replace(:e2_template, :e2_token, :e2_prefix || taken.stock),
+                                'UTF8')
+           END,
+           CAST(:e2_headers AS json), :e2_traceparent
+    FROM taken
+), answered AS (
+    UPDATE idempotency_keys
+    SET response_status = :answer_status, response_body = CAST(:answer_body AS json),
+        completed_at = :at
+    FROM taken
+    WHERE customer_id = :customer_id AND key = :answer_key
+)
+SELECT stock FROM taken
+""")
+
+
+def _event_params(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    values = {**values, "headers": json.dumps(values["headers"])}
+    return {f"{prefix}_{k}": v for k, v in values.items()}
+
+
+async def place(
+    session: AsyncSession,
+    order: NewOrder,
+    placed: Event,
+    stock_changed: Callable[[int], Event],
+    answer: Answer,
+    now: datetime,
+) -> int | None:
+    """Takes the units and writes the order, its history, its events and the stored answer — all
+    or nothing; the stock left, or None when the deal is closed or has too few units."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await _place_step_by_step(session, order, placed, stock_changed, answer, now)
+    template = outbox.row_values(stock_changed(_STOCK_PLACEHOLDER))
+    sold_out = outbox.row_values(stock_changed(0))
+    payload = template.pop("payload").decode()
+    assert payload.count(_STOCK_TOKEN) == 1, "the placeholder names the stock, once"
+    params = {
+        "quantity": order.quantity,
+        "deal_id": order.deal_id,
+        "now": now,
+        "order_id": order.id,
+        "store_id": order.store_id,
+        "customer_id": order.customer_id,
+        "unit_price_krw": order.unit_price_krw,
+        "total_krw": order.unit_price_krw * order.quantity,
+        "status": OrderStatus.PLACED.value,
+        "pickup_code": order.pickup_code,
+        "at": order.at,
+        **_event_params("e1", outbox.row_values(placed)),
+        **_event_params("e2", template),
+        "e2_payload_sold_out": sold_out["payload"],
+        "e2_template": payload,
+        "e2_token": _STOCK_TOKEN,
+        "e2_prefix": '"quantity_available":',
+        "answer_status": answer.status,
+        "answer_body": json.dumps(answer.body),
+        "answer_key": answer.key,
+    }
+    left = (await session.execute(_PLACE, params)).scalar_one_or_none()
+    return None if left is None else int(left)
+
+
+async def _place_step_by_step(
+    session: AsyncSession,
+    order: NewOrder,
+    placed: Event,
+    stock_changed: Callable[[int], Event],
+    answer: Answer,
+    now: datetime,
+) -> int | None:
+    """The same writes as ``_PLACE`` one by one, in the caller's transaction (SQLite has no
+    data-modifying WITH)."""
+    left = (
+        await session.execute(
+            update(Deal)
+            .where(
+                Deal.id == order.deal_id,
+                Deal.stock >= order.quantity,
+                Deal.closed_at.is_(None),
+                Deal.pickup_end_at > now,
+            )
+            .values(stock=Deal.stock - order.quantity)
+            .returning(Deal.stock)
+        )
+    ).scalar_one_or_none()
+    if left is None:
+        return None
+    await session.execute(
+        insert(Order).values(
+            id=order.id,
+            deal_id=order.deal_id,
+            store_id=order.store_id,
+            customer_id=order.customer_id,
+            quantity=order.quantity,
+            unit_price_krw=order.unit_price_krw,
+            total_krw=order.unit_price_krw * order.quantity,
+            status=OrderStatus.PLACED,
+            pickup_code=order.pickup_code,
+            created_at=order.at,
+            updated_at=order.at,
+        )
+    )
+    await session.execute(
+        insert(OrderChange).values(
+            order_id=order.id,
+            from_status=None,
+            to_status=OrderStatus.PLACED,
+            actor_id=order.customer_id,
+            at=order.at,
+        )
+    )
+    await session.execute(
+        insert(OutboxEvent),
+        [outbox.row_values(placed), outbox.row_values(stock_changed(left))],
+    )
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.customer_id == answer.customer_id, IdempotencyKey.key == answer.key)
+        .values(response_status=answer.status, response_body=answer.body, completed_at=order.at)
+    )
+    return int(left)

@@ -65,6 +65,7 @@ async def place_order(
         )
     settings: ApiSettings = request.app.state.settings
     now = utcnow()
+    key = idempotency_key.strip()
 
     async def operation(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         order = await service.place_order(
@@ -72,6 +73,7 @@ async def place_order(
             actor,
             body,
             now,
+            answer_key=key,
             max_quantity=settings.orders.max_quantity_per_order,
             reservation=settings.orders.reservation,
         )
@@ -80,12 +82,14 @@ async def place_order(
     answer = await run_once(
         request.app.state.sessions,
         customer_id=actor.user_id,
-        key=idempotency_key.strip(),
+        key=key,
         digest=request_hash("POST", request.url.path, body.model_dump_json().encode()),
         now=now,
         in_flight_timeout=timedelta(seconds=settings.orders.idempotency_in_flight_timeout_s),
         operation=operation,
         instance=request.url.path,
+        # The SELECT … FOR UPDATE baseline needs a transaction around its lock and write.
+        single_statement=settings.orders.reservation == "atomic_update",
     )
     return JSONResponse(  # type: ignore[return-value]  # the stored answer, byte for byte
         answer.body,

@@ -15,7 +15,8 @@ from api import outbox
 from api.claim.service import ensure_manages
 from api.deal import repository as deals
 from api.deal.models import Deal
-from api.deal.service import current_price, stock_changed
+from api.deal.pricing import MarkdownStep, price_at
+from api.deal.service import stock_changed
 from api.errors import (
     DealNotFound,
     DealNotLive,
@@ -46,6 +47,8 @@ from contracts import (
     OrderStatus,
     OrderStatusChanged,
     OrderStatusChangedData,
+    StockChanged,
+    StockChangedData,
 )
 from contracts import StockChangeReason as Reason
 from servicekit.security import Principal
@@ -100,70 +103,100 @@ async def place_order(
     data: OrderCreate,
     now: datetime,
     *,
+    answer_key: str,
     max_quantity: int,
     reservation: Reservation = "atomic_update",
 ) -> OrderRead:
-    """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock."""
+    """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock.
+
+    The order, its history, its events and the idempotent answer (under ``answer_key``) are
+    written by the one statement that takes the stock, so on PostgreSQL the session may run in
+    autocommit: the deal's row lock then lives only while the database executes it."""
     if data.quantity > max_quantity:
         raise InvalidInput(f"at most {max_quantity} units per order", field="quantity")
-    deal = await deals.get(session, data.deal_id)
+    deal = await repository.deal_to_order(session, data.deal_id)
     if deal is None:
         raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
-    # Everything read before the stock is taken: the row lock lives from the UPDATE to the commit.
-    store = await _store(session, deal.store_id)
-    price = current_price(deal, now)
+    steps = [MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in deal.markdown]
+    price = price_at(deal.original_price_krw, deal.price_krw, steps, deal.pickup_end_at, now)
     if data.expected_unit_price_krw is not None and data.expected_unit_price_krw != price:
         raise PriceChanged(
             f"the price is now {price} KRW", field="expected_unit_price_krw", price_krw=price
         )
-    take = deals.take_stock if reservation == "atomic_update" else deals.take_stock_locking
-    left = await take(session, deal.id, data.quantity, now)
-    if left is None:
-        await session.refresh(deal)
-        if deal.closed_at is not None or now >= deal.pickup_end_at:
-            raise DealNotLive("the deal is closed", field="deal_id")
-        raise InsufficientStock(f"only {deal.stock} left", field="quantity", available=deal.stock)
-    deal.stock = left
-    order = Order(
+    order = repository.NewOrder(
         id=uuid.uuid4(),
         deal_id=deal.id,
         store_id=deal.store_id,
         customer_id=actor.user_id,
         quantity=data.quantity,
         unit_price_krw=price,
-        total_krw=price * data.quantity,
-        status=OrderStatus.PLACED,
         pickup_code=f"{secrets.randbelow(1_000_000):06d}",
+        at=now,
     )
-    session.add(order)
-    _record_change(session, order, None, actor.user_id)
-    outbox.add(
-        session,
-        OrderPlaced(
-            key=deal.store_id,
-            traceparent=current_traceparent(),
-            data=OrderPlacedData(
-                order_id=order.id,
-                deal_id=deal.id,
-                store_id=deal.store_id,
-                store_name=store.name,
-                deal_name=deal.name,
-                customer_id=actor.user_id,
-                quantity=order.quantity,
-                unit_price_krw=price,
-                total_krw=order.total_krw,
-                pickup_end_at=deal.pickup_end_at,
-            ),
+    read = OrderRead(
+        id=order.id,
+        deal_id=order.deal_id,
+        store_id=order.store_id,
+        customer_id=order.customer_id,
+        quantity=order.quantity,
+        unit_price_krw=price,
+        total_krw=price * order.quantity,
+        status=OrderStatus.PLACED,
+        reason=None,
+        note=None,
+        pickup_code=order.pickup_code,
+        created_at=now,
+        updated_at=now,
+    )
+    traceparent = current_traceparent()
+    placed = OrderPlaced(
+        key=deal.store_id,
+        traceparent=traceparent,
+        data=OrderPlacedData(
+            order_id=order.id,
+            deal_id=deal.id,
+            store_id=deal.store_id,
+            store_name=deal.store_name,
+            deal_name=deal.name,
+            customer_id=actor.user_id,
+            quantity=order.quantity,
+            unit_price_krw=price,
+            total_krw=read.total_krw,
+            pickup_end_at=deal.pickup_end_at,
         ),
     )
-    reason = Reason.SOLD_OUT if left == 0 else Reason.ORDERED
-    outbox.add(session, stock_changed(deal, store, reason, now))
-    await session.flush()
+
+    def stock_changed(left: int) -> StockChanged:
+        return StockChanged(
+            key=deal.store_id,
+            traceparent=traceparent,
+            data=StockChangedData(
+                deal_id=deal.id,
+                store_id=deal.store_id,
+                quantity_available=left,
+                price_krw=price,
+                reason=Reason.SOLD_OUT if left == 0 else Reason.ORDERED,
+                live=left > 0,  # the UPDATE took stock only from an open deal
+                lat=deal.location.lat,
+                lon=deal.location.lon,
+            ),
+        )
+
+    if reservation == "select_for_update":
+        await repository.lock_deal(session, deal.id)
+    answer = repository.Answer(actor.user_id, answer_key, 201, read.model_dump(mode="json"))
+    left = await repository.place(session, order, placed, stock_changed, answer, now)
+    if left is None:
+        after = await repository.deal_to_order(session, data.deal_id)
+        assert after is not None, "deals are closed, never deleted"
+        if after.closed_at is not None or now >= after.pickup_end_at:
+            raise DealNotLive("the deal is closed", field="deal_id")
+        raise InsufficientStock(f"only {after.stock} left", field="quantity", available=after.stock)
     log.info(
         "order placed",
         extra={"order_id": str(order.id), "deal_id": str(deal.id), "stock_left": left},
     )
-    return to_read(order, for_customer=True)
+    return read
 
 
 async def _transition(
