@@ -7,6 +7,7 @@ closes stores a full file no longer lists, which must not touch anyone else's ro
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -305,3 +306,34 @@ def test_a_store_whose_row_is_rejected_this_time_is_not_closed(
     found = stores(engine)
     assert found["MA0106202201A1955471"]["closed_at"] is None
     assert found["MA0106202201A1955471"]["lon"] == 126.923610369027  # kept from the last good row
+
+
+def test_a_reimport_writes_only_what_changed_and_both_readers_store_the_same(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [row | FOOD for row in real_rows()] + generate_rows(200, seed=14)
+    write_rows(rows, first := tmp_path / "s_202606.csv")
+    assert import_stores([str(first), "--no-progress", "--python-reader"]) == 0
+    before = stores(engine)
+    capsys.readouterr()
+
+    # The same file through the fast reader: every store unchanged, not one row written.
+    assert import_stores([str(first), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"][0]["reader"] == "arrow"
+    assert (summary["imported"], summary["updated"], summary["closed"]) == (0, 0, 0)
+    assert summary["unchanged"] == len(before)
+    assert stores(engine) == before
+
+    moved = rows[0] | {"경도": "127.0447", "위도": "37.5477"}
+    write_rows([moved, *rows[1:]], second := tmp_path / "s_202607.csv")
+    assert import_stores([str(second), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["imported"], summary["updated"]) == (0, 1)
+    after = stores(engine)
+    assert (after[moved["상가업소번호"]]["lon"], after[moved["상가업소번호"]]["lat"]) == (
+        127.0447,
+        37.5477,
+    )
+    assert after[moved["상가업소번호"]]["source_date"] == date(2026, 7, 1)
+    assert after[rows[1]["상가업소번호"]] == before[rows[1]["상가업소번호"]]
