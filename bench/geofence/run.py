@@ -327,6 +327,14 @@ def _jwks(tokens: TokenFactory) -> Iterator[str]:
 
 @contextmanager
 def _replica(jwks_url: str, extra: dict[str, str]) -> Iterator[str]:
+    with _replica_process(jwks_url, extra) as (url, _):
+        yield url
+
+
+@contextmanager
+def _replica_process(
+    jwks_url: str, extra: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
     env = _api_env(
         {
@@ -346,7 +354,7 @@ def _replica(jwks_url: str, extra: dict[str, str]) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
@@ -408,24 +416,48 @@ def _wrk(url: str, auth: str, seconds: int, connections: int) -> dict[str, Any]:
     return result
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http(args: argparse.Namespace) -> dict[str, Any]:
     set_live(args.http_scale)
     tokens = TokenFactory(kid="geofence-bench")
     admin = tokens.headers("bench-admin", ["admin"])
     auth = tokens.headers("bench-customer", ["customer"], ttl_s=3600)["Authorization"]
     results: dict[str, dict[str, Any]] = {}
+    # Both modes: same server, same fast path, same tracing; only the source of the answer differs.
+    common = {
+        "API_OUTBOX__RELAY_ENABLED": "false",
+        "API_TRACING__SAMPLE_RATIO": str(args.trace_sample_ratio),
+    }
     with _jwks(tokens) as jwks_url:
         for mode, extra in (
             ("cache", {}),
             ("postgis", {"API_GEOFENCE__FORCE_POSTGIS": "true"}),
         ):
-            with _replica(jwks_url, {"API_OUTBOX__RELAY_ENABLED": "false", **extra}) as url:
+            with _replica_process(jwks_url, {**common, **extra}) as (url, process):
                 _wait_warm(url, admin, want_cache=mode == "cache")
                 _wrk(url, auth, 3, args.connections)  # warm-up
+                cpu = _cpu_s(process.pid)
                 row = _wrk(url, auth, args.seconds, args.connections)
+                served = row.get("requests_per_s", 0.0) * args.seconds
+                if served:
+                    # Steadier than req/s on a shared machine: what one request costs the server.
+                    row["server_cpu_us_per_request"] = round(
+                        (_cpu_s(process.pid) - cpu) / served * 1e6
+                    )
+                row["load_avg_after"] = round(os.getloadavg()[0], 2)
                 _log(f"http {mode}: { ({k: v for k, v in row.items() if k != 'raw'}) }")
                 results[mode] = row
-    summary: dict[str, Any] = {"stores_with_live_deals": args.http_scale, **results}
+    summary: dict[str, Any] = {
+        "stores_with_live_deals": args.http_scale,
+        "wrk": f"-t1 -c{args.connections} -d{args.seconds}s, 1 km, limit 50, random points",
+        "trace_sample_ratio": args.trace_sample_ratio,
+        **results,
+    }
     if "requests_per_s" in results.get("postgis", {}):
         summary["rps_vs_postgis"] = round(
             results["cache"]["requests_per_s"] / results["postgis"]["requests_per_s"], 1
@@ -535,6 +567,12 @@ def main() -> None:
     parser.add_argument("--http-scale", type=int, default=150_000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=0.01,
+        help="http: API_TRACING__SAMPLE_RATIO of the server (new traces sampled; 1.0 = all)",
+    )
     parser.add_argument("--changes", type=int, default=200)
     args = parser.parse_args()
     results: dict[str, Any] = {

@@ -18,6 +18,7 @@ from api.deal.router import public_router as deal_public_router
 from api.deal.router import router as deal_router
 from api.demo import seed_demo_stores
 from api.favorite.router import router as favorite_router
+from api.geofence.fast_path import NearbyFastPath
 from api.geofence.router import admin_router as geofence_admin_router
 from api.geofence.router import router as geofence_router
 from api.geofence.runtime import GeofenceRuntime
@@ -137,6 +138,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     app.state.readiness = []
     app.state.token_verifier = None
     install_error_handlers(app)
+    app.add_middleware(NearbyFastPath)  # innermost: inside metrics and tracing
     install_metrics(app, "api")
     instrument(app)
     app.include_router(health_router("api", lambda: app.state.readiness))

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from api.clock import utcnow
 from api.geofence import service
@@ -19,10 +21,17 @@ Lat = Annotated[float, Query(ge=-90, le=90)]
 Lon = Annotated[float, Query(ge=-180, le=180)]
 
 
+NEARBY_PATH = "/customer/deals/nearby"
+
+
+def cache_of(state: Any) -> GeoCache | None:
+    """The app's cache, unless settings force PostGIS (the bench's baseline)."""
+    cache: GeoCache | None = getattr(state, "geo_cache", None)
+    return None if state.settings.geofence.force_postgis else cache
+
+
 def _cache(request: Request) -> GeoCache | None:
-    cache: GeoCache | None = getattr(request.app.state, "geo_cache", None)
-    settings = request.app.state.settings
-    return None if settings.geofence.force_postgis else cache
+    return cache_of(request.app.state)
 
 
 @router.get(
@@ -66,6 +75,12 @@ async def deals_in_view(
     return await service.deals_in_view(
         _cache(request), request.app.state.sessions, (south, west, north, east), utcnow()
     )
+
+
+@functools.cache
+def nearby_route() -> APIRoute:
+    """The documented route of the nearby search (fast_path answers its common case)."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == NEARBY_PATH)
 
 
 @admin_router.get("/cache", summary="The nearby cache: entries and bytes per district")

@@ -164,22 +164,30 @@ def _collect(
 ) -> tuple[list[Ranked], bool]:
     """Ranked deals of these hits, nearest first; True when distance order filled a page early."""
     distances = hits.distances
-    order = candidates[np.argsort(distances[candidates], kind="stable")].tolist()
+    ordered = candidates[np.argsort(distances[candidates], kind="stable")]
     by_distance = query.sort is NearbySort.DISTANCE
     stores = cache.stores
     category = query.category
     ranked: list[Ranked] = []
     wanted = query.limit + 1
     last = -1.0
-    for i in order:
-        distance = float(distances[i])
+    # Python floats and ints once, not a NumPy scalar per hit (this loop is the request's core).
+    for i, distance in zip(ordered.tolist(), distances[ordered].tolist(), strict=True):
         # Distance order: stop once a full page (and every tie at its end) is collected.
         if by_distance and len(ranked) >= wanted and distance > last:
             return ranked, True
         store = stores[hits.key(i)]
         if category and not store.category_code.startswith(category):
             continue
-        _rank(store, store.deals.values(), distance, query, after, now, ranked)
+        if by_distance:
+            # _rank inlined for the common order: the key is (distance, deal id).
+            for deal in store.deals.values():
+                if deal.live_at(now):
+                    key = (distance, deal.id.int)
+                    if after is None or key > after:
+                        ranked.append((key, store, deal, distance, deal.price_at(now)))
+        else:
+            _rank(store, store.deals.values(), distance, query, after, now, ranked)
         last = distance
     return ranked, False
 
