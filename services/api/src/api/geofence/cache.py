@@ -8,16 +8,26 @@ liveness are always computed at query time; :meth:`GeoCache.purge` drops expired
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, price_at
 from api.geofence.index import DistrictGrid, GeoIndex, Hits
 from api.store.models import Store
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule(markdown_json: str) -> tuple[MarkdownStep, ...]:
+    """A markdown schedule from its JSON text; deals share few distinct schedules."""
+    steps = json.loads(markdown_json)
+    return tuple(MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,23 +144,38 @@ class GeoCache:
             found = self.districts[code] = District(code)
         return found
 
-    def load_district(self, code: str, rows: Iterable[tuple[Deal, Store]], now: datetime) -> bool:
-        """Replace a district's content with these rows; False if the memory bound forbids it."""
-        district = self.district(code)
-        for store in district.stores.values():
-            self.stores.pop(store.id, None)
-            for deal_id in store.deals:
-                self.deals.pop(deal_id, None)
-        district.stores.clear()
-        district.loaded = False
-        self._changed(district)
-        rows = list(rows)
-        if len(self.deals) + len(rows) > self.max_deals:
-            self.full = True
-            return False
-        for deal, row_store in rows:
-            self._put(deal, row_store, now)
-        district.loaded = True
+    def reset(self) -> None:
+        """Empty, before a cold load."""
+        self.districts.clear()
+        self.stores.clear()
+        self.deals.clear()
+        self.full = False
+        self._index = None
+
+    def put_rows(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Add live deals (rows of ``repository.stream_live_rows``, in its column order); False
+        once the memory bound forbids more (the cache is then ``full``; PostGIS answers)."""
+        stores, deals = self.stores, self.deals
+        for row in rows:
+            if len(deals) >= self.max_deals:
+                self.full = True
+                return False
+            (deal_id, store_id, deal_name, original, price, stock, start, end, markdown, photo,
+             store_name, category, district_code, lat, lon) = row  # fmt: skip
+            if deal_id in deals:
+                self._drop(deal_id)
+            cached = stores.get(store_id)
+            if cached is None:
+                if lon is None:  # SQLite: the point itself
+                    lat, lon = lat.lat, lat.lon
+                cached = CachedStore(store_id, store_name, category, district_code, lat, lon)
+                stores[store_id] = cached
+                self._changed(self.district(district_code)).stores[store_id] = cached
+            cached.deals[deal_id] = CachedDeal(
+                deal_id, store_id, deal_name, original, price, stock, start, end,
+                _schedule(markdown), photo,
+            )  # fmt: skip
+            deals[deal_id] = cached
         return True
 
     def apply(self, deal: Deal, store: Store, now: datetime) -> None:
@@ -166,9 +191,10 @@ class GeoCache:
         """A deal that no longer exists."""
         self._drop(deal_id)
 
-    def _changed(self, district: District) -> None:
+    def _changed(self, district: District) -> District:
         district.changed()
         self._index = None
+        return district
 
     @property
     def index(self) -> GeoIndex:

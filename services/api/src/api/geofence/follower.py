@@ -152,26 +152,25 @@ class CacheFollower:
     async def load(self) -> None:
         """Fill every district from the database; then the cache is warm."""
         started = time.perf_counter()
+        self.cache.reset()
         async with self._sessions() as session:
-            codes = await repository.districts_with_live_deals(session, self._clock())
-        for code in sorted(codes):
-            async with self._sessions() as session:
-                now = self._clock()
-                rows = await repository.live_deals_in_district(session, code, now)
-            if not self.cache.load_district(code, rows, now):
-                log.warning("geofence cache full: answers come from PostGIS", extra={"at": code})
-                break
+            async for rows in repository.stream_live_rows(session, self._clock()):
+                if not self.cache.put_rows(rows):
+                    log.warning("geofence cache full: answers come from PostGIS")
+                    break
+                await asyncio.sleep(0)  # requests (answered by PostGIS) go on meanwhile
         # Events seen during the load may be older in the snapshot: read those deals again.
         while self._pending:
             pending, self._pending = list(self._pending), set()
             await self._reload(pending)
         for district in self.cache.districts.values():
             district.loaded = True
+        self.cache.index  # noqa: B018 — built now, not by the first query
         self.cache.warm = True
         log.info(
             "geofence cache warm",
             extra={
-                "districts": len(codes),
+                "districts": len(self.cache.districts),
                 "deals": len(self.cache.deals),
                 "seconds": round(time.perf_counter() - started, 3),
             },

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy import Select, Text, cast, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deal.models import Deal
@@ -20,21 +20,48 @@ def _live_rows() -> Select[Deal, Store]:
     return select(Deal, Store).join(Store, Store.id == Deal.store_id).where(*_LIVE)
 
 
-async def districts_with_live_deals(session: AsyncSession, now: datetime) -> list[str]:
+# What the cache keeps of a live deal and its store, as plain columns in this order (the cache
+# unpacks them by position): a cold load reads every live deal, and mapped objects (or per-row
+# JSON and WKB decoding) cost far more than the columns.
+_CACHED_COLUMNS = (
+    Deal.id.label("deal_id"),
+    Deal.store_id,
+    Deal.name.label("deal_name"),
+    Deal.original_price_krw,
+    Deal.price_krw,
+    Deal.stock,
+    Deal.pickup_start_at,
+    Deal.pickup_end_at,
+    cast(Deal.markdown, Text).label("markdown_json"),  # parsed once per distinct schedule
+    Deal.photo_url,
+    Store.name.label("store_name"),
+    Store.category_code,
+    Store.district_code,
+)
+
+
+def _coordinates(dialect: str) -> tuple[Any, Any]:
+    if dialect == "postgresql":  # floats from PostGIS, no WKB parsing in Python
+        point = func.geometry(Store.location)
+        return func.ST_Y(point).label("lat"), func.ST_X(point).label("lon")
+    return Store.location.label("lat"), literal(None).label("lon")
+
+
+async def stream_live_rows(
+    session: AsyncSession, now: datetime, batch: int = 5_000
+) -> AsyncIterator[Sequence[Any]]:
+    """Every live deal with its store: rows of the ``_CACHED_COLUMNS`` then ``lat``, ``lon`` (in
+    SQLite ``lat`` is the point and ``lon`` None). One query and one round trip (a query per
+    district scans the live deals once per district; a server-side cursor fetches in ~50-row
+    round trips), handed out in batches so the caller can let requests run in between."""
     query = (
-        select(Store.district_code)
-        .join(Deal, Deal.store_id == Store.id)
+        select(*_CACHED_COLUMNS, *_coordinates(session.get_bind().dialect.name))
+        .join(Store, Store.id == Deal.store_id)
         .where(*_LIVE, Deal.pickup_end_at > now)
-        .distinct()
     )
-    return list((await session.scalars(query)).all())
-
-
-async def live_deals_in_district(
-    session: AsyncSession, district_code: str, now: datetime
-) -> Sequence[tuple[Deal, Store]]:
-    query = _live_rows().where(Store.district_code == district_code, Deal.pickup_end_at > now)
-    return [(d, s) for d, s in (await session.execute(query)).all()]
+    rows: Sequence[Any] = (await session.execute(query)).all()
+    for start in range(0, len(rows), batch):
+        yield rows[start : start + batch]
 
 
 async def deals_by_id(
