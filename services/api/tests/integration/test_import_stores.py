@@ -21,8 +21,9 @@ from api.importer.cli import build_parser, import_key, summarise
 from api.importer.cli import main as import_stores
 from api.importer.formats import read_file
 from api.importer.generate import generate_rows, to_generation, write_rows
+from api.importer.plan import LoadOptions
 from api.importer.rows import DEFAULT_CATEGORIES, prepare
-from api.importer.writer import LoadOptions, checkpoint, ensure_schema, stage_only, sync_engine
+from api.importer.writer import checkpoint, ensure_schema, stage_only, sync_engine
 from api.settings import ApiSettings
 from conftest import Infra
 
@@ -337,3 +338,24 @@ def test_a_reimport_writes_only_what_changed_and_both_readers_store_the_same(
     )
     assert after[moved["상가업소번호"]]["source_date"] == date(2026, 7, 1)
     assert after[rows[1]["상가업소번호"]] == before[rows[1]["상가업소번호"]]
+
+
+def test_an_unreachable_database_is_reported_after_reading_and_writes_no_rejects(
+    prod_profile: Infra,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = [row | FOOD for row in real_rows()]
+    rows[1] = rows[1] | {"경도": ""}
+    write_rows(rows, path := tmp_path / "s_202606.csv")
+    # Port 9 (discard) on the loopback: nothing listens, the connection is refused at once.
+    monkeypatch.setenv("API_DATABASE__PORT", "9")
+    rejects = tmp_path / "rejects.csv"
+
+    assert import_stores([str(path), "--no-progress", "--rejects", str(rejects)]) == 4
+
+    err = capsys.readouterr().err
+    assert "cannot use the api database" in err
+    assert "scripts/infra up" in err
+    assert not rejects.exists()

@@ -7,16 +7,17 @@ import csv
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from typing import TYPE_CHECKING, Any
 
 from api.importer.columnar import StoreFile, from_raw, read_store_file
 from api.importer.formats import MalformedFile, RawFile
+from api.importer.plan import ImportBusy, LoadOptions, Outcome
 from api.importer.progress import Progress
 from api.importer.rows import (
     DEFAULT_CATEGORIES,
@@ -26,10 +27,9 @@ from api.importer.rows import (
     prepare,
     source_date_from_name,
 )
-from api.importer.writer import ImportBusy, LoadOptions, Outcome, checkpoint, ensure_schema, load
-from api.importer.writer import sync_engine as make_engine
-from api.settings import ApiSettings
-from servicekit.config import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 EXIT_MALFORMED, EXIT_BUSY, EXIT_DATABASE = 2, 3, 4
 
@@ -188,7 +188,7 @@ def report(summary: dict[str, Any], outcome: Outcome, as_json: bool) -> None:
         f"dongs {full['dong_from_polygon']:,} from the polygons"
     )
     if outcome.seconds:
-        print("database  " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.seconds.items()))
+        print("seconds   " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.seconds.items()))
     if outcome.resumed:
         print("resumed   from the staged checkpoint of an interrupted run")
     if outcome.dry_run:
@@ -203,19 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"import-stores: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_MALFORMED
     as_of = args.as_of or source_date_from_name(files[0]) or date.today()
-    engine: Engine | None = None
-    try:
-        engine = make_engine(ApiSettings())
-        ensure_schema(engine)
-    except (ConfigError, OperationalError) as exc:
-        if engine is not None:
-            engine.dispose()
-        print(f"import-stores: cannot use the api database: {exc}", file=sys.stderr)
-        print(
-            "  check MAGAM_PROFILE and API_DATABASE__* (is PostgreSQL up? scripts/infra up)",
-            file=sys.stderr,
-        )
-        return EXIT_DATABASE
     options = LoadOptions(
         import_key(files, args, as_of),
         as_of,
@@ -223,39 +210,88 @@ def main(argv: Sequence[str] | None = None) -> int:
         close_missing=not args.partial,
         dry_run=args.dry_run,
     )
+    # The database side (SQLAlchemy, settings, models: a second or more of imports, then the
+    # schema check) gets ready in a thread while this one reads the files: Arrow parses without
+    # the GIL, so on two cores the start-up costs next to nothing.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-stores-db") as pool:
+        database = pool.submit(_open_database)
+        started = time.monotonic()
+        try:
+            work: _Checked | MalformedFile = _read_and_check(args, options)
+        except MalformedFile as exc:
+            work = exc
+        seconds = {"read_and_check": round(time.monotonic() - started, 2)}
+        engine = _database_or_report(database)
+    if engine is None:
+        return EXIT_DATABASE
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415 — loaded by the thread by now
+
     try:
-        summary, outcome = _import(engine, args, options)
-        engine.dispose()
+        summary, outcome = _load(engine, args, options, work)
     except MalformedFile as exc:
-        engine.dispose()
         print(f"import-stores: {exc}", file=sys.stderr)
         print("  nothing was imported", file=sys.stderr)
         return EXIT_MALFORMED
     except ImportBusy as exc:
-        engine.dispose()
         print(f"import-stores: {exc}", file=sys.stderr)
         return EXIT_BUSY
     except OperationalError as exc:
-        engine.dispose()
         print(f"import-stores: database error: {exc.orig}", file=sys.stderr)
         print("  nothing was changed; run the same command again", file=sys.stderr)
         return EXIT_DATABASE
+    finally:
+        engine.dispose()
+    if not outcome.resumed:
+        outcome.seconds = work.seconds | outcome.seconds if isinstance(work, _Checked) else seconds
     report(summary, outcome, args.json)
     return 0
 
 
-def _import(
-    engine: Engine, args: argparse.Namespace, options: LoadOptions
-) -> tuple[dict[str, Any], Outcome]:
-    files: list[Path] = args.files
+def _open_database() -> Engine:
+    """The api database's engine, its schema checked (runs in the start-up thread)."""
+    # Imported here, in the start-up thread, not at the top: see main().
+    from api.importer.writer import ensure_schema, sync_engine  # noqa: PLC0415
+    from api.settings import ApiSettings  # noqa: PLC0415
+
+    engine = sync_engine(ApiSettings())
+    try:
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _database_or_report(database: Future[Engine]) -> Engine | None:
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415 — see main()
+
+    from servicekit.config import ConfigError  # noqa: PLC0415
+
+    try:
+        return database.result()
+    except (ConfigError, OperationalError) as exc:
+        print(f"import-stores: cannot use the api database: {exc}", file=sys.stderr)
+        print(
+            "  check MAGAM_PROFILE and API_DATABASE__* (is PostgreSQL up? scripts/infra up)",
+            file=sys.stderr,
+        )
+        return None
+
+
+@dataclass
+class _Checked:
+    files: list[StoreFile]
+    prepared: Prepared
+    seconds: dict[str, float]
+
+
+def _read_and_check(args: argparse.Namespace, options: LoadOptions) -> _Checked:
+    """Reads and checks every file; nothing here touches the database."""
     show = not args.no_progress
-    staged = None if args.dry_run else checkpoint(engine, options.key)
-    if staged is not None:
-        print("import-stores: resuming an interrupted import of these files", file=sys.stderr)
-        return staged.summary, load(engine, None, options, staged.summary)
     delimiter = DELIMITERS[args.delimiter] if args.delimiter else None
+    started = time.monotonic()
     read = []
-    for path in files:
+    for path in args.files:
         if show:
             print(f"reading   {path}", file=sys.stderr)
         reading = Progress("reading", path.stat().st_size, enabled=show, unit="MB", scale=1e-6)
@@ -270,14 +306,38 @@ def _import(
             )
         )
         reading.finish()
+    have_read = time.monotonic()
     checking = Progress("checking", sum(f.rows for f in read), enabled=show)
     prepared = prepare(read, options.categories, checking)
     checking.finish()
-    rejects_path = args.rejects or Path(f"{files[0].name}.rejects.csv")
+    seconds = {
+        "read": round(have_read - started, 2),
+        "check": round(time.monotonic() - have_read, 2),
+    }
+    return _Checked(read, prepared, seconds)
+
+
+def _load(
+    engine: Engine,
+    args: argparse.Namespace,
+    options: LoadOptions,
+    work: _Checked | MalformedFile,
+) -> tuple[dict[str, Any], Outcome]:
+    from api.importer.writer import checkpoint, load  # noqa: PLC0415 — see main()
+
+    staged = None if args.dry_run else checkpoint(engine, options.key)
+    if staged is not None:
+        # The same files and options were staged by a run that stopped before its merge.
+        print("import-stores: resuming an interrupted import of these files", file=sys.stderr)
+        return staged.summary, load(engine, None, options, staged.summary)
+    if isinstance(work, MalformedFile):
+        raise work
+    prepared = work.prepared
+    rejects_path = args.rejects or Path(f"{args.files[0].name}.rejects.csv")
     if prepared.rejects:
         write_rejects(rejects_path, prepared)
-    summary = summarise(prepared, read, rejects_path)
-    loading = Progress("loading", prepared.table.num_rows, enabled=show)
+    summary = summarise(prepared, work.files, rejects_path)
+    loading = Progress("loading", prepared.table.num_rows, enabled=not args.no_progress)
     outcome = load(engine, prepared, options, summary, loading)
     loading.finish()
     return summary, outcome

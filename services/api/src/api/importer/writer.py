@@ -19,8 +19,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import date
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.db import Base
+from api.importer.plan import Checkpoint, ImportBusy, LoadOptions, Outcome
 from api.importer.rows import Prepared, StoreRecord
 from api.menu.models import MenuItem
 from api.settings import ApiSettings
@@ -42,38 +42,6 @@ STAGING = "store_import_rows"
 IMPORTS = "store_import_runs"
 # pg_try_advisory_lock key: one store import at a time per database ("magam-import-stores").
 LOCK_KEY = 0x6D61_6761_6D49
-
-
-class ImportBusy(Exception):
-    """Another import holds the lock."""
-
-
-@dataclass
-class Outcome:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    closed: int = 0
-    resumed: bool = False
-    dry_run: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)  # per phase: stage, merge
-
-
-@dataclass
-class Checkpoint:
-    """What a staged-but-not-merged import saved about itself."""
-
-    key: str
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    key: str
-    as_of: date
-    categories: tuple[str, ...]
-    close_missing: bool = True
-    dry_run: bool = False
 
 
 def sync_engine(settings: ApiSettings) -> Engine:
