@@ -191,9 +191,9 @@ def prepare(
         "lat", pa.array(lat[good])
     )
     accepted, late = _assign_areas(accepted, out)
-    bad = np.flatnonzero(~good)
-    rows = [(int(i), REJECT_REASONS[reasons[i] - 1]) for i in bad]
-    rows += [(int(np.flatnonzero(good)[i]), "unknown_district") for i in np.flatnonzero(late)]
+    # Rejected rows in file order, then those only the polygons could reject (as before).
+    rows = [(i, REJECT_REASONS[reasons[i] - 1]) for i in np.flatnonzero(~good).tolist()]
+    rows += [(i, "unknown_district") for i in np.flatnonzero(good)[late].tolist()]
     out.rejects = _rejects(table, rows, sources)
     out.table = accepted.filter(pa.array(~late)).select(list(FIELDS))
     return out
