@@ -179,8 +179,8 @@ WITH changed AS (
       district_code, dong_code, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography,
       large_code, middle_code, road_address, lot_address, %(as_of)s, NULL, now()
   FROM changed
-  -- Spatially sorted: the GiST index on location is filled page by page, not at random.
-  ORDER BY ST_GeoHash(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 6)
+  -- In file order: sorting by geohash first (for the GiST index's sake) measured slower, the
+  -- sort costing more than it saves (bench/import/results.md).
   ON CONFLICT (id) DO UPDATE SET
       name = excluded.name, branch = excluded.branch, category_code = excluded.category_code,
       address = excluded.address, district_code = excluded.district_code,
