@@ -100,6 +100,7 @@ class District:
         self.code = code
         self.stores: dict[str, CachedStore] = {}
         self.loaded = False
+        self.deal_count = 0
         self._grid: DistrictGrid | None = None
 
     @property
@@ -113,10 +114,6 @@ class District:
 
     def changed(self) -> None:
         self._grid = None
-
-    @property
-    def deal_count(self) -> int:
-        return sum(len(s.deals) for s in self.stores.values())
 
     def nbytes(self) -> int:
         """An estimate: the grid's arrays plus the entries' objects (not the shared strings)."""
@@ -137,6 +134,7 @@ class GeoCache:
         self.warm = False  # every district with live deals is loaded
         self.full = False  # the bound was hit: answers come from PostGIS until a reload
         self._index: GeoIndex | None = None
+        self._index_nbytes = 0
 
     def district(self, code: str) -> District:
         found = self.districts.get(code)
@@ -176,6 +174,7 @@ class GeoCache:
                 _schedule(markdown), photo,
             )  # fmt: skip
             deals[deal_id] = cached
+            self.districts[district_code].deal_count += 1
         return True
 
     def apply(self, deal: Deal, store: Store, now: datetime) -> None:
@@ -201,7 +200,13 @@ class GeoCache:
         """Every district's grid end to end; rebuilt (changed districts only) after a change."""
         if self._index is None:
             self._index = GeoIndex(self.districts[code].grid for code in sorted(self.districts))
+            self._index_nbytes = self._index.nbytes
         return self._index
+
+    @property
+    def index_nbytes(self) -> int:
+        """The index's arrays as last built (0 until a query or a load builds it)."""
+        return self._index_nbytes
 
     def _put(self, deal: Deal, store: Store, now: datetime) -> None:
         cached = self.stores.get(store.id)
@@ -212,12 +217,14 @@ class GeoCache:
             self._changed(district)
         cached.deals[deal.id] = CachedDeal.of(deal)
         self.deals[deal.id] = cached
+        self.districts[cached.district_code].deal_count += 1
 
     def _drop(self, deal_id: uuid.UUID) -> None:
         store = self.deals.pop(deal_id, None)
         if store is None:
             return
         store.deals.pop(deal_id, None)
+        self.districts[store.district_code].deal_count -= 1
         if not store.deals:
             self.stores.pop(store.id, None)
             district = self.districts[store.district_code]

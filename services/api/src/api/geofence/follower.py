@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.geofence import repository
 from api.geofence.cache import GeoCache
+from api.geofence.metrics import CacheMetrics
 from contracts import TOPIC_STOCK, DealPublished, StockChanged, parse_event
 from servicekit.bus import InProcessBus
 from servicekit.kafka import ensure_topics
@@ -32,6 +33,7 @@ from servicekit.kafka import ensure_topics
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_REPORT_EVERY_S = 1.0  # the cache's gauges in /metrics
 
 
 class StockFeed(Protocol):
@@ -112,9 +114,11 @@ class BusStockFeed:
         return None
 
 
-def deal_ids(values: Iterable[bytes]) -> list[uuid.UUID]:
-    """The deals these ``stock`` events are about (other events and garbage are skipped)."""
+def stock_events(values: Iterable[bytes]) -> tuple[list[uuid.UUID], datetime | None]:
+    """The deals these ``stock`` events are about (other events and garbage are skipped), and
+    when the newest of them occurred."""
     found: list[uuid.UUID] = []
+    newest: datetime | None = None
     for value in values:
         try:
             event = parse_event(value)
@@ -123,7 +127,14 @@ def deal_ids(values: Iterable[bytes]) -> list[uuid.UUID]:
             continue
         if isinstance(event, DealPublished | StockChanged):
             found.append(event.data.deal_id)
-    return found
+            if newest is None or event.occurred_at > newest:
+                newest = event.occurred_at
+    return found, newest
+
+
+def deal_ids(values: Iterable[bytes]) -> list[uuid.UUID]:
+    """The deals these ``stock`` events are about (other events and garbage are skipped)."""
+    return stock_events(values)[0]
 
 
 class CacheFollower:
@@ -145,6 +156,7 @@ class CacheFollower:
         self._pending: set[uuid.UUID] = set()
         self._stopping = asyncio.Event()
         self.events_applied = 0
+        self.metrics = CacheMetrics(cache)
 
     async def start(self) -> None:
         await self._feed.start()
@@ -167,6 +179,7 @@ class CacheFollower:
             district.loaded = True
         self.cache.index  # noqa: B018 — built now, not by the first query
         self.cache.warm = True
+        self.metrics.warmed()
         log.info(
             "geofence cache warm",
             extra={
@@ -188,17 +201,21 @@ class CacheFollower:
             self.cache.forget(missing)
 
     async def on_values(self, values: list[bytes]) -> None:
-        ids = deal_ids(values)
+        ids, newest = stock_events(values)
         if not ids:
             return
         if not self.cache.warm:
             self._pending.update(ids)
         await self._reload(ids)
         self.events_applied += len(ids)
+        self.metrics.applied(newest, self._clock())
 
     async def follow(self) -> None:
-        last_purge = time.monotonic()
+        last_purge = last_report = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() - last_report >= _REPORT_EVERY_S:
+                self.metrics.report()
+                last_report = time.monotonic()
             try:
                 await self.on_values(await self._feed.next_batch())
             except asyncio.CancelledError:
