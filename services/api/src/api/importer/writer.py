@@ -79,8 +79,18 @@ def ensure_schema(engine: Engine) -> None:
                 if column not in have:
                     conn.execute(text(f"ALTER TABLE stores ADD COLUMN {column} {spec}"))
             return
+        have = set(
+            conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = 'stores'"
+                )
+            ).scalars()
+        )
+        # ALTER TABLE locks stores even when the column exists: only for a column still missing.
         for column, spec in _STORE_COLUMNS.items():
-            conn.execute(text(f"ALTER TABLE stores ADD COLUMN IF NOT EXISTS {column} {spec}"))
+            if column not in have:
+                conn.execute(text(f"ALTER TABLE stores ADD COLUMN IF NOT EXISTS {column} {spec}"))
         conn.execute(
             text(
                 # Unlogged, no index: COPY speed; the merge joins it by hash.
@@ -340,15 +350,13 @@ def _merge(conn: Connection, options: LoadOptions, outcome: Outcome) -> None:
         cur.execute("SET LOCAL enable_nestloop = off")
         cur.execute(_MERGE, params)
         inserted, updated = cur.fetchone() or (0, 0)
-        cur.execute(f"SELECT count(*) FROM {STAGING} WHERE NOT rejected", params)
-        total = int((cur.fetchone() or (0,))[0])
+        cur.execute(
+            f"""SELECT count(*), array_agg(DISTINCT left(district_code, 2)) FROM {STAGING}
+                WHERE NOT rejected"""
+        )
+        total, provinces = cur.fetchone() or (0, None)
+        total, provinces = int(total), provinces or []
         if options.close_missing:
-            cur.execute(
-                f"""SELECT array_agg(DISTINCT left(district_code, 2)) FROM {STAGING}
-                    WHERE NOT rejected""",
-                params,
-            )
-            provinces = (cur.fetchone() or (None,))[0] or []
             cur.execute(_CLOSE_MISSING, {**params, "provinces": provinces})
             outcome.closed = cur.rowcount
         cur.execute(f"TRUNCATE {STAGING}")
