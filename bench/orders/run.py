@@ -331,9 +331,30 @@ def _server_settings(args: argparse.Namespace) -> dict[str, str]:
         return {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}  # type: ignore[index]
 
 
+def _cpu_s(api_group: int) -> tuple[float, float]:
+    """CPU seconds used so far by api's processes, and by every PostgreSQL process (all clients:
+    on a shared machine that includes other people's queries)."""
+    api = postgres = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(fields[2]) == api_group:
+            api += used
+        elif name.startswith("postgres"):
+            postgres += used
+    return api, postgres
+
+
 def _run_case(
     args: argparse.Namespace,
     tokens: TokenFactory,
+    api_group: int,
     reservation: str,
     shape: str,
     deals: int,
@@ -344,7 +365,12 @@ def _run_case(
     token = tokens.token(customer_id, ["customer"], ttl_s=3600)
     with psycopg.connect(PG.format(port=args.pg_port), autocommit=True) as conn:
         before, _ = _stocks(conn, ids)
+        api_cpu, pg_cpu = _cpu_s(api_group)
         measured = _wrk(args, ids, token, args.duration)
+        api_cpu_after, pg_cpu_after = _cpu_s(api_group)
+        answered = max(measured["requests"] - measured["non_2xx"], 1)
+        measured["api_cpu_ms_per_order"] = round(1000 * (api_cpu_after - api_cpu) / answered, 2)
+        measured["postgres_cpu_ms_per_order"] = round(1000 * (pg_cpu_after - pg_cpu) / answered, 2)
         time.sleep(1)  # requests wrk gave up on at its deadline finish server-side
         verified = _verify(
             conn,
@@ -366,7 +392,8 @@ def _run_case(
     print(
         f"  {reservation:17} {shape:12} {measured['orders_per_s']:7.1f} orders/s"
         f"  p50 {measured['p50_ms']:6.1f} ms  p99 {measured['p99_ms']:7.1f} ms"
-        f"  non-2xx {measured['non_2xx']}  verified, relay drained in {drained} s",
+        f"  non-2xx {measured['non_2xx']}  cpu/order api {measured['api_cpu_ms_per_order']} ms"
+        f" pg {measured['postgres_cpu_ms_per_order']} ms  verified, relay drained in {drained} s",
         flush=True,
     )
     return result
@@ -411,12 +438,14 @@ def _write(args: argparse.Namespace, results: list[dict[str, Any]], extra: dict[
         f"- PostgreSQL as the api connections see it: {extra['postgres']}",
         f"- goal: {summary['goal']} — {'met' if met else 'not met'} in this run",
         "",
-        "| stock taken by | deals | orders/s | p50 ms | p90 ms | p99 ms | non-2xx | relay |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| stock taken by | deals | orders/s | p50 ms | p90 ms | p99 ms | non-2xx"
+        " | api CPU ms/order | PostgreSQL CPU ms/order | relay |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['reservation']} | {r['shape']} | {r['orders_per_s']:.0f} | {r['p50_ms']:.1f} |"
         f" {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['non_2xx']} |"
+        f" {r['api_cpu_ms_per_order']} | {r['postgres_cpu_ms_per_order']} |"
         f" {r['relay_drained_after_s']} s |"
         for r in results
     ]
@@ -479,7 +508,9 @@ def main() -> int:
                 if not args.hot_only:
                     cases.append(("1,000 deals", 1000, 1000))
                 for shape, deals, stock in cases:
-                    results.append(_run_case(args, tokens, reservation, shape, deals, stock))
+                    results.append(
+                        _run_case(args, tokens, api.pid, reservation, shape, deals, stock)
+                    )
             finally:
                 _stop_api(api)
     finally:
