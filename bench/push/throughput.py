@@ -1,10 +1,16 @@
 """Push throughput to the FCM stand-in: firebase-admin's ``send_each_async`` (what push uses)
 against the plain thread-pool ``send_each``, same messages, same run.
 
-    uv run python bench/push/throughput.py --messages 20000 --batch 100
+    nice -n 10 uv run python bench/push/throughput.py --messages 5000 --http2
 
+The async side is push's own ``FcmSender`` with push's default tuning (HTTP/2 over
+``--connections``, ``--concurrent-batches`` calls of ``send_each_async`` at once, handed
+``batch × concurrent-batches`` messages at a time as the pipeline does), and google-auth's real
+OAuth token exchange against the stand-in (a short access token as the Bearer, as with FCM).
 The stand-in runs as its own process (``python -m standins.fcm``) so it does not share the
-sender's interpreter. Results go to stdout and, with --out, to a JSON file; the goal (issue 7):
+sender's interpreter; the CPU each side used per message is reported too.
+
+Results go to stdout and, with --out, to a JSON file; the goal (issue 7):
 ≥ 2,000 notifications/s and ≥ 3× the thread-pool send_each, on 2 cores.
 """
 
@@ -66,23 +72,37 @@ def _notifications(count: int) -> list[Notification]:
     ]
 
 
-async def _async_rate(settings: FcmSettings, notes: list[Notification], batch: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _async_rate(
+    settings: FcmSettings, notes: list[Notification], standin_pid: int
+) -> tuple[float, dict[str, int]]:
     sender = FcmSender(settings)
+    step = sender.max_batch * sender.concurrency  # what the pipeline hands the sender at once
     try:
-        await sender.send(notes[:batch])  # warm-up: connections, the self-signed JWT
+        await sender.send(notes[:step])  # warm-up: the token exchange, connections
         started = time.perf_counter()
+        cpu0, standin0 = time.process_time(), _cpu_s(standin_pid)
         done = 0
-        for start in range(0, len(notes), batch):
-            results = await sender.send(notes[start : start + batch])
+        for start in range(0, len(notes), step):
+            results = await sender.send(notes[start : start + step])
             done += sum(1 for r in results if r.outcome == Outcome.SENT)
             print(f"\r  send_each_async: {done}/{len(notes)}", end="", file=sys.stderr)
         elapsed = time.perf_counter() - started
+        cpu = {
+            "sender_cpu_us_per_msg": round(1e6 * (time.process_time() - cpu0) / len(notes)),
+            "standin_cpu_us_per_msg": round(1e6 * (_cpu_s(standin_pid) - standin0) / len(notes)),
+        }
     finally:
         await sender.aclose()
     print(file=sys.stderr)
     if done != len(notes):
         raise SystemExit(f"only {done} of {len(notes)} accepted: check the stand-in's log")
-    return len(notes) / elapsed
+    return len(notes) / elapsed, cpu
 
 
 def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: int) -> float:
@@ -125,7 +145,20 @@ def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000, help="messages per method")
-    parser.add_argument("--batch", type=int, default=100, help="messages per call (≤ 500)")
+    parser.add_argument("--batch", type=int, default=500, help="messages per call (≤ 500)")
+    defaults = FcmSettings()
+    parser.add_argument(
+        "--concurrent-batches",
+        type=int,
+        default=defaults.concurrent_batches,
+        help=f"send_each_async calls at once (push's default {defaults.concurrent_batches})",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=defaults.connections,
+        help=f"HTTP/2 connections (push's default {defaults.connections})",
+    )
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument(
         "--http2", action="store_true", help="stand-in and send_each_async over h2c (HTTP/2)"
@@ -149,9 +182,13 @@ def main() -> None:
             send_url=f"http://127.0.0.1:{port}/v1/projects/{{project}}/messages:send",
             batch_size=args.batch,
             h2c=args.http2,
+            concurrent_batches=args.concurrent_batches,
+            connections=args.connections,
         )
         print(f"{args.messages} messages, {args.batch} per call, stand-in :{port}", file=sys.stderr)
-        async_rate = asyncio.run(_async_rate(settings, _notifications(args.messages), args.batch))
+        async_rate, cpu = asyncio.run(
+            _async_rate(settings, _notifications(args.messages), standin.pid)
+        )
         if args.http2:  # send_each (requests) speaks HTTP/1.1 only: its own stand-in
             standin.terminate()
             standin.wait()
@@ -176,7 +213,10 @@ def main() -> None:
         "bench": "push-throughput",
         "messages": args.messages,
         "batch": args.batch,
+        "concurrent_batches": args.concurrent_batches,
+        "connections": args.connections,
         "async_transport": "h2c (HTTP/2)" if args.http2 else "HTTP/1.1",
+        **cpu,
         "threadpool_transport": "HTTP/1.1",
         "send_each_async_per_s": round(async_rate),
         "send_each_threadpool_per_s": round(sync_rate),

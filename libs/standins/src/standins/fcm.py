@@ -120,6 +120,8 @@ class FakeFcm:
     received: list[Received] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     token_requests: int = 0
+    #: Every distinct Bearer credential a send request carried.
+    bearers: set[str] = field(default_factory=set)
     _faults: deque[Fault] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _issued: set[str] = field(default_factory=set)
@@ -148,9 +150,13 @@ class FakeFcm:
     def service_account(self, base_url: str) -> dict[str, Any]:
         """A service-account JSON whose ``token_uri`` is this stand-in.
 
-        ``universe_domain`` is not ``googleapis.com``, so google-auth signs its own JWT instead of
-        looking up iamcredentials.googleapis.com (see the platform notes): nothing leaves
-        127.0.0.1.
+        Like a real one it is in the default universe (``googleapis.com``), so google-auth does
+        the OAuth exchange (a signed JWT to ``token_uri`` for a short access token) as it does
+        against Google, and sends that token as the Bearer. Nothing leaves 127.0.0.1: the token
+        exchange goes to ``token_uri``, and google-auth's regional-access-boundary lookup
+        (iamcredentials.googleapis.com) is off unless
+        ``GOOGLE_SDK_EXPERIMENTAL_PYTHON_REGIONAL_ACCESS_BOUNDARY_LOOKUP_ENABLED`` is set (2.63;
+        push's tests record every socket they open to prove it).
         """
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(
@@ -166,7 +172,7 @@ class FakeFcm:
             "client_email": f"push@{self.project_id}.iam.gserviceaccount.com",
             "client_id": "1",
             "token_uri": f"{base_url}/token",
-            "universe_domain": "magam.test",
+            "universe_domain": "googleapis.com",
         }
 
     # -- the protocol -------------------------------------------------------------------------
@@ -253,6 +259,8 @@ class FakeFcm:
     async def _send(
         self, auth: str, body: bytes
     ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        with self._lock:
+            self.bearers.add(auth.partition(" ")[2])
         if not self._authorized(auth):
             return (
                 401,
@@ -303,6 +311,7 @@ class FakeFcm:
                                     "target": target,
                                     "kind": kind,
                                     "data": received.data,
+                                    "at": received.at,
                                 }
                             )
                             + "\n"

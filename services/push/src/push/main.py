@@ -18,7 +18,7 @@ from contracts import PARTITIONS
 from push.alerts import LogChannel, OperatorChannel, SlackWebhook
 from push.consumer import BatchConsumer
 from push.db import Base
-from push.delivery.pipeline import Pipeline, RetryPolicy
+from push.delivery.pipeline import Clock, Pipeline, RetryPolicy, utc_now
 from push.delivery.sender import LogSender, Sender
 from push.delivery.service import Policy
 from push.device.router import router as device_router
@@ -101,6 +101,19 @@ async def prune_forever(
         await asyncio.sleep(every_s)
 
 
+async def release_forever(pipeline: Pipeline, every_s: float) -> None:
+    """Sends what quiet hours held back, once they are over (the first check after one
+    interval, so a starting replica does not race the one already running)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await pipeline.release_held()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("releasing held notifications failed; will try again")
+
+
 def build_sender(settings: PushSettings) -> Sender:
     if settings.fcm.sender == "fcm":
         from push.delivery.fcm import FcmSender  # noqa: PLC0415 — firebase-admin only when used
@@ -109,8 +122,11 @@ def build_sender(settings: PushSettings) -> Sender:
     return LogSender()
 
 
-def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = None) -> FastAPI:
-    """The push app; ``bus`` lets the local launcher share one in-process bus among services."""
+def create_app(
+    settings: PushSettings | None = None, bus: InProcessBus | None = None, clock: Clock = utc_now
+) -> FastAPI:
+    """The push app; ``bus`` lets the local launcher share one in-process bus among services,
+    ``clock`` lets tests move time for quiet hours and daily caps."""
     settings = settings or PushSettings()
     configure_logging("push", settings.log.level)
     setup_tracing("push", settings.tracing)
@@ -171,38 +187,47 @@ def create_app(settings: PushSettings | None = None, bus: InProcessBus | None = 
             sender,
             dlq,
             operators,
-            Policy(ZoneInfo(settings.notify.timezone), settings.notify.default_daily_cap),
+            Policy(
+                ZoneInfo(settings.notify.timezone),
+                settings.notify.default_daily_cap,
+                held_max_age=timedelta(hours=settings.notify.held_max_age_h),
+            ),
             RetryPolicy(
                 settings.fcm.max_attempts, settings.fcm.backoff_base_s, settings.fcm.backoff_max_s
             ),
             consumer_settings.dlq_suffix,
+            clock,
         )
         app.state.pipeline = pipeline
         current: list[BatchSource] = []
-        tasks = [
+        background = [
             asyncio.create_task(
                 prune_forever(
                     sessions,
                     timedelta(days=settings.notify.device_stale_after_days),
                     settings.notify.prune_interval_s,
                 )
-            )
+            ),
+            asyncio.create_task(release_forever(pipeline, settings.notify.release_interval_s)),
         ]
-        if consumer_settings.enabled:
-            tasks.append(
-                asyncio.create_task(consume_forever(make_source, pipeline.handle_batch, current))
-            )
+        consuming = (
+            asyncio.create_task(consume_forever(make_source, pipeline.handle_batch, current))
+            if consumer_settings.enabled
+            else None
+        )
         log.info("push started", extra={"profile": settings.profile, "port": settings.http.port})
         try:
             yield
         finally:
             for source in current:
                 await source.stop()
-            for task in reversed(tasks):
-                if task is tasks[0]:
-                    task.cancel()
+            if consuming is not None:  # let the batch in hand finish and commit
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(consuming, 10)
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(task, 10) if task is not tasks[0] else await task
+                    await task
             await dlq.stop()
             await revocations.stop()
             await sender.aclose()

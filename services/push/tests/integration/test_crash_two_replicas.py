@@ -199,6 +199,7 @@ def standin(prod_profile: Infra) -> Iterator[Standin]:
             # FCM calls of BATCH messages, each recorded before the next: a crash repeats at
             # most one call's worth (1 gives at most one message; too slow for this budget).
             "PUSH_FCM__BATCH_SIZE": str(BATCH),
+            "PUSH_FCM__CONCURRENT_BATCHES": "1",
             "PUSH_LOG__LEVEL": "INFO",
         }
         time.sleep(0.5)  # the service-account file is written just before uvicorn binds

@@ -259,11 +259,11 @@ def test_a_dead_token_is_removed_after_unregistered_and_the_live_one_still_hears
         result: dict[str, str] = push.query(q)
         return result
 
-    wait_for(
-        "both deliveries settled",
-        lambda: DeliveryStatus.PENDING not in delivery_states().values()
-        and len(delivery_states()) == 2,
-    )
+    def settled() -> bool:
+        states = delivery_states()  # one read: two could straddle the planning commit
+        return len(states) == 2 and DeliveryStatus.PENDING not in states.values()
+
+    wait_for("both deliveries settled", settled)
     assert delivery_states() == {dead: DeliveryStatus.DROPPED, live: DeliveryStatus.SENT}
     remaining = push.query(
         lambda s: s.scalars(select(Device.target).where(Device.user_id == customer))

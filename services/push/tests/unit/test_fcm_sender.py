@@ -91,3 +91,32 @@ async def test_sending_opens_no_connection_beyond_this_machine(
     assert outbound_connections, "the audit hook saw no connection at all"
     hosts = {addr[0] for addr in outbound_connections if isinstance(addr, tuple)}
     assert hosts <= {"127.0.0.1"}, hosts
+
+
+async def test_the_service_account_exchanges_its_jwt_for_a_short_access_token(
+    fcm: RunningFcm,
+) -> None:
+    # As with Google: one OAuth exchange at token_uri, then the short access token on every
+    # send (not an ~800-byte self-signed JWT per request).
+    sender = FcmSender(fcm_settings(fcm))
+    try:
+        results = await sender.send([_note(f"tok-{i}") for i in range(3)])
+    finally:
+        await sender.aclose()
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    assert fcm.fake.token_requests == 1
+    assert {len(a) for a in fcm.fake.bearers} == {len("ya29.fake-") + 32}
+
+
+async def test_more_than_one_call_of_messages_is_split_and_sent_side_by_side(
+    fcm: RunningFcm,
+) -> None:
+    settings = fcm_settings(fcm).model_copy(update={"batch_size": 2, "concurrent_batches": 3})
+    sender = FcmSender(settings)
+    try:
+        results = await sender.send([_note(f"tok-{i}") for i in range(7)])
+    finally:
+        await sender.aclose()
+    assert [r.outcome for r in results] == [Outcome.SENT] * 7
+    by_target = {r.target: r.name for r in fcm.fake.accepted()}
+    assert [r.message_id for r in results] == [by_target[f"tok-{i}"] for i in range(7)]

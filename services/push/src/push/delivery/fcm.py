@@ -24,6 +24,7 @@ from firebase_admin import (
     exceptions,
     messaging,
 )
+from google.auth.transport import requests as google_requests
 
 from push.delivery.sender import Notification, Outcome, SendResult
 from push.settings import FcmSettings
@@ -110,8 +111,51 @@ def to_message(n: Notification) -> messaging.Message:
         )
 
 
+class _NoCookies(httpx.Cookies):
+    """FCM sets no cookies; httpx would still parse every response for them (a urllib request
+    and a cookie-jar walk per message, ~5% of a send at thousands a second)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class _BoundedTransport(httpx.AsyncBaseTransport):
+    """At most ``limit`` requests inside httpcore's pool at a time.
+
+    httpcore re-scans every queued request of its pool for each request it assigns, so 500
+    requests of one ``send_each_async`` queued at once cost O(n²); waiting here is O(1). The
+    limit matches what the connections can carry anyway (streams per HTTP/2 connection ×
+    connections).
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._slots = asyncio.Semaphore(limit)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._slots:
+            response = await self._inner.handle_async_request(request)
+            # Read the (small) body inside the slot, so a slot is a whole exchange.
+            await response.aread()
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class FcmSender:
-    """Sends through firebase-admin; one firebase app per sender, so tests can run several."""
+    """Sends through firebase-admin's ``send_each_async``; one firebase app per sender, so tests
+    can run several.
+
+    The HTTP client under firebase-admin is tuned for thousands of messages a second (see
+    bench/push/results.md): HTTP/2 multiplexed over ``fcm.connections`` connections, at most
+    ``fcm.streams_per_connection`` requests per connection in httpcore's pool, no cookie jar,
+    and up to ``fcm.concurrent_batches`` calls of ``send_each_async`` at once. The OAuth access
+    token is fetched (and refreshed before it expires) in a thread, never on the event loop.
+    """
 
     def __init__(self, settings: FcmSettings) -> None:
         if settings.credentials_file is None:
@@ -120,6 +164,7 @@ class FcmSender:
             # The documented seam: firebase-admin formats this class attribute per app.
             messaging._MessagingService.FCM_URL = settings.send_url.replace("{project}", "{0}")
         self.max_batch = settings.batch_size
+        self.concurrency = settings.concurrent_batches
         # One INFO line per FCM request drowns the log at thousands a second.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
@@ -128,39 +173,72 @@ class FcmSender:
             {"projectId": settings.project_id, "httpTimeout": settings.http_timeout_s},
             name=f"push-{uuid.uuid4().hex[:8]}",
         )
+        service = messaging._get_messaging_service(self._app)
+        self._credential = service._credential
+        self._token_lock = asyncio.Lock()
         # firebase-admin retries 500/503 itself (4 times, ignoring Retry-After); one retry
         # policy is enough, and ours records attempts and ends in the DLQ.
-        service = messaging._get_messaging_service(self._app)
         client = _http_client.HttpxAsyncClient(
-            credential=service._credential,
+            credential=self._credential,
             timeout=settings.http_timeout_s,
             retry_config=_retry.HttpxRetry(max_retries=0),
         )
-        if settings.h2c:
-            transport = _retry.HttpxRetryTransport(
-                retry=_retry.HttpxRetry(max_retries=0), http1=False, http2=True
-            )
-            client._async_client = httpx.AsyncClient(
-                http1=False,
-                http2=True,
-                timeout=settings.http_timeout_s,
-                headers=client._headers,
-                auth=_http_client.GoogleAuthCredentialFlow(service._credential),
-                mounts={"http://": transport},
-            )
+        connections = settings.connections
+        # h2c: HTTP/2 with prior knowledge on an http:// URL (the stand-in); https negotiates
+        # HTTP/2 by ALPN, as with real FCM.
+        inner = _retry.HttpxRetryTransport(
+            retry=_retry.HttpxRetry(max_retries=0),
+            http1=not settings.h2c,
+            http2=True,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+        transport = _BoundedTransport(inner, connections * settings.streams_per_connection)
+        client._async_client = httpx.AsyncClient(
+            http1=not settings.h2c,
+            http2=True,
+            timeout=settings.http_timeout_s,
+            headers=client._headers,
+            auth=_http_client.GoogleAuthCredentialFlow(self._credential),
+            mounts={"http://": transport, "https://": transport},
+        )
+        client._async_client._cookies = _NoCookies()
         service._async_client = client
 
-    async def send(self, notifications: list[Notification]) -> list[SendResult]:
+    async def _fresh_token(self) -> None:
+        """Refreshes the access token in a thread when it is missing or about to expire:
+        google-auth's refresh is a blocking HTTP call that would otherwise stall the loop
+        (and every other partition's sends) inside the first request of a batch."""
+        if self._credential.valid:
+            return
+        async with self._token_lock:
+            if not self._credential.valid:
+                await asyncio.to_thread(self._credential.refresh, google_requests.Request())
+
+    async def _send_batch(self, chunk: list[Notification]) -> list[SendResult]:
+        batch = await messaging.send_each_async([to_message(n) for n in chunk], app=self._app)
         results: list[SendResult] = []
-        for start in range(0, len(notifications), self.max_batch):
-            chunk = notifications[start : start + self.max_batch]
-            batch = await messaging.send_each_async([to_message(n) for n in chunk], app=self._app)
-            for response in batch.responses:
-                if response.success:
-                    results.append(SendResult(Outcome.SENT, message_id=response.message_id))
-                else:
-                    results.append(classify(response.exception))
+        for response in batch.responses:
+            if response.success:
+                results.append(SendResult(Outcome.SENT, message_id=response.message_id))
+            else:
+                results.append(classify(response.exception))
         return results
+
+    async def send(self, notifications: list[Notification]) -> list[SendResult]:
+        """Sends in calls of at most ``max_batch``, ``concurrency`` calls at a time."""
+        await self._fresh_token()
+        chunks = [
+            notifications[start : start + self.max_batch]
+            for start in range(0, len(notifications), self.max_batch)
+        ]
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(chunk: list[Notification]) -> list[SendResult]:
+            async with slots:
+                return await self._send_batch(chunk)
+
+        answers = await asyncio.gather(*(one(c) for c in chunks))
+        return [result for answer in answers for result in answer]
 
     async def aclose(self) -> None:
         service = messaging._get_messaging_service(self._app)

@@ -43,6 +43,7 @@ class DeliveryStatus:
     DROPPED = "dropped"  # the device is gone (FCM said so, or the user removed it)
     FAILED = "failed"  # FCM refused the message for good (our bug: see error)
     DEAD_LETTERED = "dead_lettered"  # retries exhausted; the event went to the DLQ
+    EXPIRED = "expired"  # held through quiet hours, no longer relevant when they ended
 
 
 class Delivery(Base):
@@ -69,3 +70,26 @@ class Delivery(Base):
     fcm_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class HeldDelivery(Base):
+    """A delivery held back by quiet hours, waiting for them to end (its own table, so the
+    deliveries table needs no migration).
+
+    The release claims rows with ``FOR UPDATE SKIP LOCKED`` and stamps ``released_at`` in the
+    same transaction that makes the delivery pending; a replica that dies before recording the
+    send leaves a pending delivery whose stamp grows old, and the next release sends it.
+    """
+
+    __tablename__ = "held_deliveries"
+
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: The deal it is about, so a deal that sells out or closes drops what is held for it.
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    #: After this the notification is stale (the deal's pickup window has ended).
+    relevant_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,13 +19,19 @@ from contracts import Event, parse_event
 from push.alerts import OperatorChannel
 from push.delivery.models import Delivery, DeliveryStatus
 from push.delivery.sender import Notification, Outcome, Sender, SendResult
-from push.delivery.service import Policy, claim_events, plan_deliveries
+from push.delivery.service import Policy, claim_events, plan_deliveries, release_held
 from push.device.models import Device
 from servicekit.bus import Headers, IncomingRecord, OutgoingRecord, Publisher
 from servicekit.metrics import PUSHES
 from servicekit.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,10 @@ class Pipeline:
         policy: Policy,
         retry: RetryPolicy,
         dlq_suffix: str = ".dlq",
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._sender = sender
         self._dlq = dlq
         self._operators = operators
@@ -102,7 +110,7 @@ class Pipeline:
         dead_letters: list[tuple[IncomingRecord, str]],
     ) -> None:
         if events:
-            now = datetime.now(UTC)
+            now = self._clock()
             async with self._sessions() as session, session.begin():
                 new = await claim_events(session, [(e, r) for r, e in events])
                 fresh: dict[uuid.UUID, Event] = {}
@@ -131,11 +139,14 @@ class Pipeline:
         """Sends every pending delivery of these events; the events that still fail, and why.
 
         Chunk by chunk, each chunk's answers recorded before the next is sent: a crash can
-        repeat at most one chunk (``fcm.batch_size``; 1 makes it at most one message).
+        repeat at most one chunk (``fcm.batch_size`` × ``fcm.concurrent_batches``, the FCM calls
+        the sender runs side by side; 1 × 1 makes it at most one message).
         """
-        pending = await self._pending(event_ids)
+        return await self._send_deliveries(await self._pending(event_ids))
+
+    async def _send_deliveries(self, pending: list[Delivery]) -> dict[uuid.UUID, str]:
         failed: dict[uuid.UUID, str] = {}
-        size = self._sender.max_batch
+        size = self._sender.max_batch * self._sender.concurrency
         for start in range(0, len(pending), size):
             for event_id, reason in (await self._send_chunk(pending[start : start + size])).items():
                 failed.setdefault(event_id, reason)
@@ -217,7 +228,7 @@ class Pipeline:
     async def _record(
         self, final: list[tuple[Delivery, SendResult]], given_up: list[tuple[Delivery, SendResult]]
     ) -> None:
-        now = datetime.now(UTC)
+        now = self._clock()
         updates: list[dict[str, object]] = []
         dead: set[tuple[str, str]] = set()
         for d, r in final:
@@ -271,6 +282,32 @@ class Pipeline:
         for _, r in [*final, *given_up]:
             reason = "" if r.outcome == Outcome.SENT else (r.reason or "")[:40]
             PUSHES.labels("push", str(r.outcome), reason).inc()
+
+    async def release_held(self) -> int:
+        """Sends what quiet hours held back once they are over (stale ones expire, the daily
+        cap still applies); returns how many were accepted. Safe on several replicas."""
+        async with self._sessions() as session, session.begin():
+            release = await release_held(session, self._policy, self._clock())
+            session.expunge_all()  # the rows outlive the session: plain values from here
+        if release.expired or release.capped:
+            log.info(
+                "held notifications not sent",
+                extra={"expired": release.expired, "capped": release.capped},
+            )
+        if not release.pending:
+            return 0
+        before = self.sent
+        failed = await self._send_deliveries(release.pending)
+        if failed:
+            reason = next(iter(failed.values()))
+            log.error("held notifications failed", extra={"events": len(failed), "reason": reason})
+            await self._operators.report(
+                f":warning: push could not deliver {len(failed)} held event(s) after quiet "
+                f"hours: {reason[:300]}"
+            )
+        sent = self.sent - before
+        log.info("held notifications released", extra={"sent": sent})
+        return sent
 
     async def _dead_letter(self, dead_letters: list[tuple[IncomingRecord, str]]) -> None:
         await self._dlq.send_batch(

@@ -40,7 +40,8 @@ class SendResult:
 
 
 class Sender(Protocol):
-    max_batch: int
+    max_batch: int  # messages per FCM call
+    concurrency: int  # FCM calls in flight at once
 
     async def send(self, notifications: list[Notification]) -> list[SendResult]:
         """One result per notification, in order; never raises for a per-message failure."""
@@ -53,6 +54,7 @@ class LogSender:
     """The local profile's sender: writes each notification as a log line instead of calling FCM."""
 
     max_batch = 500
+    concurrency = 1
 
     async def send(self, notifications: list[Notification]) -> list[SendResult]:
         for n in notifications:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import delete, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import (
@@ -27,7 +27,7 @@ from contracts import (
 from push.audience import repository as audience
 from push.db import insert_ignoring_conflicts
 from push.delivery import messages
-from push.delivery.models import Delivery, DeliveryStatus, ProcessedEvent
+from push.delivery.models import Delivery, DeliveryStatus, HeldDelivery, ProcessedEvent
 from push.device import repository as devices
 from push.device.models import Device
 from push.subscription import repository as subscriptions
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 class Policy:
     timezone: ZoneInfo
     default_daily_cap: int
+    #: How long a held restock stays worth sending (a deal's own pickup end bounds a deal).
+    held_max_age: timedelta = timedelta(hours=12)
+    #: A released delivery still pending after this was orphaned by a crash: send it again.
+    release_lease: timedelta = timedelta(minutes=2)
 
 
 async def claim_events(
@@ -83,6 +87,8 @@ async def _audience(  # noqa: PLR0911 — one case per event type
             users = await _store_followers(session, deal.store_id, deal.lon, deal.lat)
             return messages.new_deal(event), users, True
         case StockChanged(data=stock):
+            if not stock.live:
+                await expire_held_for_deal(session, stock.deal_id)
             if stock.reason != StockChangeReason.RESTOCKED or not stock.live:
                 return None, [], True
             known = await audience.known_deal(session, stock.deal_id)
@@ -116,7 +122,8 @@ async def _promotions_today(
             Delivery.user_id.in_(list(user_ids)),
             Delivery.promotional.is_(True),
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENT]),
-            Delivery.created_at >= since,
+            # Planned today, or held from yesterday and released today.
+            or_(Delivery.created_at >= since, Delivery.sent_at >= since),
         )
         .group_by(Delivery.user_id)
     )
@@ -148,6 +155,16 @@ class _Planned:
     text: messages.Text
     users: list[str]
     promotional: bool
+
+
+def _relevance(event: Event, policy: Policy, now: datetime) -> tuple[uuid.UUID | None, datetime]:
+    """The deal a promotion is about and until when it is worth sending after quiet hours."""
+    match event:
+        case DealPublished(data=deal):
+            return deal.deal_id, deal.pickup_end_at
+        case StockChanged(data=stock):
+            return stock.deal_id, now + policy.held_max_age
+    return None, now + policy.held_max_age
 
 
 async def plan_deliveries(
@@ -192,9 +209,120 @@ async def plan_deliveries(
                     "promotional": p.promotional,
                     "status": status,
                     "attempts": 0,
+                    "created_at": now,
                 }
                 for device in by_user.get(user, [])
             ]
     if rows:
-        await session.execute(insert_ignoring_conflicts(session, Delivery), rows)
+        inserted = await session.execute(
+            insert_ignoring_conflicts(session, Delivery).returning(
+                Delivery.id, Delivery.event_id, Delivery.user_id, Delivery.status
+            ),
+            rows,
+        )
+        relevance = {p.event.event_id: _relevance(p.event, policy, now) for p in planned}
+        held = [
+            {
+                "delivery_id": row.id,
+                "user_id": row.user_id,
+                "deal_id": relevance[row.event_id][0],
+                "relevant_until": relevance[row.event_id][1],
+                "held_at": now,
+            }
+            for row in inserted.all()
+            if row.status == DeliveryStatus.HELD
+        ]
+        if held:
+            await session.execute(insert_ignoring_conflicts(session, HeldDelivery), held)
     return sum(1 for r in rows if r["status"] == DeliveryStatus.PENDING)
+
+
+async def expire_held_for_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
+    """A deal sold out or closed: what is held for it will never be worth sending."""
+    held = select(HeldDelivery.delivery_id).where(HeldDelivery.deal_id == deal_id)
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(held), Delivery.status == DeliveryStatus.HELD)
+        .values(status=DeliveryStatus.EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(HeldDelivery).where(HeldDelivery.deal_id == deal_id))
+
+
+@dataclass
+class Release:
+    """What one pass over held deliveries decided."""
+
+    pending: list[Delivery] = field(default_factory=list)  # to send now
+    expired: int = 0
+    capped: int = 0
+    still_quiet: int = 0
+
+
+async def release_held(
+    session: AsyncSession, policy: Policy, now: datetime, limit: int = 500
+) -> Release:
+    """Claims held deliveries whose quiet hours are over: stale ones expire, those over the
+    day's cap are capped, the rest become pending (returned, to be sent by the caller).
+
+    Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so replicas release disjoint sets; a
+    delivery released by a replica that died before recording its send is pending with an old
+    ``released_at``, and is returned again once ``policy.release_lease`` has passed.
+    """
+    claimed = (
+        await session.execute(
+            select(HeldDelivery, Delivery)
+            .join(Delivery, Delivery.id == HeldDelivery.delivery_id)
+            .where(
+                or_(
+                    HeldDelivery.released_at.is_(None),
+                    HeldDelivery.released_at < now - policy.release_lease,
+                )
+            )
+            .order_by(HeldDelivery.held_at, HeldDelivery.delivery_id)
+            .limit(limit)
+            .with_for_update(of=HeldDelivery, skip_locked=True)
+        )
+    ).all()
+    release = Release()
+    if not claimed:
+        return release
+    waiting = {d.user_id for _, d in claimed if d.status == DeliveryStatus.HELD}
+    prefs = await subscriptions.preferences_of(session, waiting)
+    local_now = now.astimezone(policy.timezone)
+    day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    counts = await _promotions_today(session, waiting, day_start) if waiting else {}
+    decided: dict[tuple[str, uuid.UUID], str] = {}  # one decision per (user, event)
+    done: list[int] = []
+    for hold, delivery in claimed:
+        if delivery.status == DeliveryStatus.PENDING:  # orphaned by a crash after release
+            hold.released_at = now
+            release.pending.append(delivery)
+            continue
+        if delivery.status != DeliveryStatus.HELD:  # sent, dropped, ...: nothing left to do
+            done.append(hold.delivery_id)
+            continue
+        pref = prefs.get(delivery.user_id)
+        if in_quiet_hours(pref, local_now):
+            release.still_quiet += 1
+            continue
+        key = (delivery.user_id, delivery.event_id)
+        fate = decided.get(key)
+        if fate is None:
+            if hold.relevant_until <= now:
+                fate = DeliveryStatus.EXPIRED
+            else:
+                fate = _promotion_status(pref, counts, delivery.user_id, policy, local_now)
+            decided[key] = fate
+        delivery.status = fate
+        if fate == DeliveryStatus.PENDING:
+            hold.released_at = now
+            release.pending.append(delivery)
+        else:
+            release.expired += fate == DeliveryStatus.EXPIRED
+            release.capped += fate == DeliveryStatus.CAPPED
+            done.append(hold.delivery_id)
+    if done:
+        await session.execute(delete(HeldDelivery).where(HeldDelivery.delivery_id.in_(done)))
+    await session.flush()
+    return release
