@@ -14,13 +14,18 @@ import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, price_at
 from api.geofence.index import DistrictGrid, GeoIndex, Hits
 from api.store.models import Store
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive UTC; PostgreSQL aware."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -54,8 +59,8 @@ class CachedDeal:
             original_price_krw=deal.original_price_krw,
             price_krw=deal.price_krw,
             stock=deal.stock,
-            pickup_start_at=deal.pickup_start_at,
-            pickup_end_at=deal.pickup_end_at,
+            pickup_start_at=_aware(deal.pickup_start_at),
+            pickup_end_at=_aware(deal.pickup_end_at),
             markdown=tuple(
                 MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in deal.markdown
             ),
@@ -160,6 +165,8 @@ class GeoCache:
                 return False
             (deal_id, store_id, deal_name, original, price, stock, start, end, markdown, photo,
              store_name, category, district_code, lat, lon) = row  # fmt: skip
+            if end.tzinfo is None:  # SQLite hands back naive UTC
+                start, end = _aware(start), _aware(end)
             if deal_id in deals:
                 self._drop(deal_id)
             cached = stores.get(store_id)
@@ -180,7 +187,7 @@ class GeoCache:
     def apply(self, deal: Deal, store: Store, now: datetime) -> None:
         """A deal as it is now: cached if live, dropped otherwise."""
         self._drop(deal.id)
-        if deal.closed_at is None and deal.stock > 0 and now < deal.pickup_end_at:
+        if deal.closed_at is None and deal.stock > 0 and now < _aware(deal.pickup_end_at):
             if len(self.deals) >= self.max_deals:
                 self.full = True
                 return
