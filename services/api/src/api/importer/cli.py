@@ -337,9 +337,20 @@ def _load(
     if prepared.rejects:
         write_rejects(rejects_path, prepared)
     summary = summarise(prepared, work.files, rejects_path)
-    loading = Progress("loading", prepared.table.num_rows, enabled=not args.no_progress)
-    outcome = load(engine, prepared, options, summary, loading)
-    loading.finish()
+    show = not args.no_progress
+    staging = Progress("staging", prepared.table.num_rows, enabled=show)
+    merge_started = time.monotonic()
+
+    def merging() -> None:
+        nonlocal merge_started
+        staging.finish()
+        merge_started = time.monotonic()
+        if show:
+            print("merging   new and changed stores, in one transaction …", file=sys.stderr)
+
+    outcome = load(engine, prepared, options, summary, staging, merging)
+    if show:
+        print(f"merged    ({time.monotonic() - merge_started:.1f} s)", file=sys.stderr)
     return summary, outcome
 
 

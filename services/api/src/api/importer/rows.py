@@ -180,17 +180,21 @@ def prepare(
         parts.append(table.append_column("file", pa.array(np.full(table.num_rows, n, np.int32))))
         sources.append(source)
         if progress is not None:
-            progress(source.rows)
+            progress(source.rows // 2)  # selected; the checks are the other half
     if not parts:
         return out
     table = pa.concat_tables(parts)
     reasons, lon, lat = _check_rows(table)
+    if progress is not None:
+        progress(out.read // 4)
     good = reasons == 0
     accepted = table.filter(pa.array(good)).drop_columns(["lon", "lat"])
     accepted = accepted.append_column("lon", pa.array(lon[good])).append_column(
         "lat", pa.array(lat[good])
     )
     accepted, late = _assign_areas(accepted, out)
+    if progress is not None:
+        progress(out.read)  # the bar stops at its total
     # Rejected rows in file order, then those only the polygons could reject (as before).
     rows = [(i, REJECT_REASONS[reasons[i] - 1]) for i in np.flatnonzero(~good).tolist()]
     rows += [(i, "unknown_district") for i in np.flatnonzero(good)[late].tolist()]

@@ -129,10 +129,14 @@ def load(
     options: LoadOptions,
     summary: dict[str, Any],
     progress: Callable[[int], None] | None = None,
+    merging: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Stages (unless resuming: ``prepared`` is None) and merges one import."""
+    """Stages (unless resuming: ``prepared`` is None) and merges one import.
+
+    ``progress`` counts staged rows; ``merging`` is called when the merge starts.
+    """
     if engine.dialect.name == "postgresql":
-        return _load_postgres(engine, prepared, options, summary, progress)
+        return _load_postgres(engine, prepared, options, summary, progress, merging)
     if prepared is None:
         raise ValueError("SQLite imports have no checkpoint to resume from")
     return _load_sqlite(engine, prepared, options, progress)
@@ -234,6 +238,7 @@ def _load_postgres(
     options: LoadOptions,
     summary: dict[str, Any],
     progress: Callable[[int], None] | None,
+    merging: Callable[[], None] | None,
 ) -> Outcome:
     outcome = Outcome(resumed=prepared is None, dry_run=options.dry_run)
     with engine.connect() as conn:
@@ -247,6 +252,8 @@ def _load_postgres(
                 with conn.begin() as tx:
                     if prepared is not None:
                         _stage(conn, prepared, options, summary, progress)
+                    if merging is not None:
+                        merging()
                     _merge(conn, options, outcome)
                     tx.rollback()
                 return outcome
@@ -255,6 +262,8 @@ def _load_postgres(
                 with conn.begin():
                     _stage(conn, prepared, options, summary, progress)
             staged = time.monotonic()
+            if merging is not None:
+                merging()
             with conn.begin():
                 _merge(conn, options, outcome)
             outcome.seconds = {
