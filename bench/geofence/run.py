@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -411,8 +412,10 @@ end
 def _wrk(url: str, auth: str, seconds: int, connections: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_LUA.replace("AUTH", auth))
+    # A 10 s timeout: wrk's default (2 s) would drop, not count, PostGIS's slowest answers.
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        [*command, "--latency", "-s", script.name, url],
         check=True,
         capture_output=True,
         text=True,
@@ -428,6 +431,12 @@ def _wrk(url: str, auth: str, seconds: int, connections: int) -> dict[str, Any]:
             result[f"p{parts[0][:-1]}_ms"] = round(float(value.rstrip("usm")) * unit, 2)
         elif "Non-2xx" in line:
             result["non_2xx"] = int(parts[-1])
+        elif " requests in " in line and line.rstrip().endswith(" read"):
+            # Mean bytes per answer: a page of 50 is ~20 KB; an empty page (no live deals) ~170 B.
+            read = re.fullmatch(r"([0-9.]+)([KMG]?)B", parts[-2])
+            if read and int(parts[0]):
+                scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[read.group(2)]
+                result["mean_response_bytes"] = round(float(read.group(1)) * scale / int(parts[0]))
     return result
 
 
