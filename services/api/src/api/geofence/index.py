@@ -18,6 +18,7 @@ the number of districts, rows or points it touches.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -133,12 +134,11 @@ class Hits:
         return len(self.position)
 
     def key(self, i: int) -> str:
-        return self.index.keys[int(self.position[i])]
+        return self.index.key(int(self.position[i]))
 
     @property
     def keys(self) -> list[str]:
-        keys = self.index.keys
-        return [keys[p] for p in self.position.tolist()]
+        return self.index.keys_at(self.position)
 
     @cached_property
     def distances(self) -> Floats:
@@ -158,15 +158,19 @@ class GeoIndex:
     def __init__(self, grids: Iterable[DistrictGrid]) -> None:
         parts = [g for g in grids if len(g)]
         self.grids = parts
-        self.keys: list[str] = [k for g in parts for k in g.keys]
+        # Keys stay in their districts' lists (a global list would cost a 500k-item copy on
+        # every rebuild): a position maps to its district by the parts' offsets.
+        self._offsets: list[int] = np.cumsum([0] + [len(g) for g in parts]).tolist()
+        self._size: int = self._offsets[-1]
         # (lat, lon) pairs: the edge test gathers both with one index.
-        self.points: Floats = np.empty((len(self.keys), 2), dtype=np.float64)
+        self.points: Floats = np.empty((self._size, 2), dtype=np.float64)
         self.first: Ints = np.zeros(1, dtype=np.int64)
         if parts:
             self.points[:, 0] = np.concatenate([g.lat for g in parts])
             self.points[:, 1] = np.concatenate([g.lon for g in parts])
-            offsets = np.cumsum([0] + [len(g) for g in parts]).tolist()
-            self.first = np.concatenate([g.first + o for g, o in zip(parts, offsets, strict=False)])
+            self.first = np.concatenate(
+                [g.first + o for g, o in zip(parts, self._offsets, strict=False)]
+            )
         self.lat: Floats = self.points[:, 0]
         self.lon: Floats = self.points[:, 1]
         sizes = [(g.nrows + 2) * g.ncols + 1 for g in parts]
@@ -179,11 +183,22 @@ class GeoIndex:
         self._bounds = [g.bounds for g in parts]
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self._size
 
     @property
     def nbytes(self) -> int:
-        return int(self.points.nbytes + self.first.nbytes) + 8 * len(self.keys)
+        return int(self.points.nbytes + self.first.nbytes)
+
+    def key(self, position: int) -> str:
+        part = bisect.bisect_right(self._offsets, position) - 1
+        key: str = self.grids[part].keys[position - self._offsets[part]]
+        return key
+
+    def keys_at(self, positions: Ints) -> list[str]:
+        parts = np.searchsorted(self._offsets, positions, side="right") - 1
+        local = positions - np.asarray(self._offsets).take(parts)
+        grids = self.grids
+        return [grids[g].keys[i] for g, i in zip(parts.tolist(), local.tolist(), strict=True)]
 
     def _visited(self, south: float, west: float, north: float, east: float) -> Ints:
         return np.array(
@@ -296,7 +311,11 @@ class GeoIndex:
         lat = self.lat[idx]
         lon = self.lon[idx]
         keep = idx[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
-        return [(self.keys[i], float(self.lat[i]), float(self.lon[i])) for i in keep.tolist()]
+        keys = self.keys_at(keep)
+        return [
+            (k, float(self.lat[i]), float(self.lon[i]))
+            for k, i in zip(keys, keep.tolist(), strict=True)
+        ]
 
 
 def within(grids: Iterable[DistrictGrid], lat0: float, lon0: float, radius_m: float) -> Hits:
