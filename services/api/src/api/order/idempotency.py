@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from api.order import repository
@@ -32,7 +32,7 @@ class StoredAnswer:
 
 
 # Runs the request under the claimed key and stores its success answer with its own write.
-Operation = Callable[[AsyncSession], Awaitable[tuple[int, dict[str, Any]]]]
+Operation = Callable[[AsyncConnection], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:
@@ -47,7 +47,7 @@ def _in_flight() -> IdempotencyKeyInFlight:
 
 
 async def _claim(
-    session: AsyncSession,
+    db: AsyncConnection,
     customer_id: str,
     key: str,
     digest: str,
@@ -55,10 +55,10 @@ async def _claim(
     in_flight_timeout: timedelta,
 ) -> StoredAnswer | None:
     """None when this request now owns the key; else the answer to replay (or 409/422)."""
-    if await repository.insert_idempotency_key(session, customer_id, key, digest, now):
+    if await repository.insert_idempotency_key(db, customer_id, key, digest, now):
         return None
     row = (
-        await session.execute(
+        await db.execute(
             select(
                 IdempotencyKey.request_hash,
                 IdempotencyKey.response_status,
@@ -80,7 +80,7 @@ async def _claim(
     if now - row.created_at < in_flight_timeout:
         raise _in_flight()
     # Its first request died: this one takes over — unless a concurrent retry took it first.
-    taken_over = await session.execute(
+    taken_over = await db.execute(
         update(IdempotencyKey)
         .where(
             IdempotencyKey.customer_id == customer_id,
@@ -97,14 +97,14 @@ async def _claim(
 
 
 async def _store_error(
-    session: AsyncSession,
+    db: AsyncConnection,
     customer_id: str,
     key: str,
     status: int,
     body: dict[str, Any],
     now: datetime,
 ) -> None:
-    await session.execute(
+    await db.execute(
         update(IdempotencyKey)
         .where(
             IdempotencyKey.customer_id == customer_id,
@@ -131,36 +131,38 @@ async def run_once(
 
     ``single_statement``: the operation writes everything in one statement, so on PostgreSQL it
     runs in autocommit (no BEGIN/COMMIT round trips; each statement commits as it completes).
-    Otherwise the claim and the operation each get a transaction of their own."""
-    async with sessions() as session:
-        autocommit = single_statement and session.get_bind().dialect.name == "postgresql"
+    Otherwise the claim and the operation each get a transaction of their own. A Core connection
+    rather than a Session: nothing on this path loads ORM objects, and the Session's bookkeeping
+    cost about a seventh of the path's CPU."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as db:
+        autocommit = single_statement and db.dialect.name == "postgresql"
         if autocommit:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        stored = await _claim(session, customer_id, key, digest, now, in_flight_timeout)
-        if not autocommit:
-            await session.commit()
+            await db.execution_options(isolation_level="AUTOCOMMIT")
+        stored = await _claim(db, customer_id, key, digest, now, in_flight_timeout)
+        await db.commit()  # a no-op in autocommit
         if stored is not None:
             return stored
         try:
-            status, body = await operation(session)
-            await session.commit()
+            status, body = await operation(db)
+            await db.commit()
             return StoredAnswer(status, body, replayed=False)
         except AppError as exc:
-            await session.rollback()
+            await db.rollback()
             body = app_error_body(exc, instance)
-            await _store_error(session, customer_id, key, exc.status, body, now)
-            await session.commit()
+            await _store_error(db, customer_id, key, exc.status, body, now)
+            await db.commit()
             return StoredAnswer(exc.status, body, replayed=False)
         except BaseException:
-            await session.rollback()
+            await db.rollback()
             # Unexpected: free the key so the client's retry runs the request again — unless
             # the answer was stored (in autocommit the order may have committed before this).
-            await session.execute(
+            await db.execute(
                 delete(IdempotencyKey).where(
                     IdempotencyKey.customer_id == customer_id,
                     IdempotencyKey.key == key,
                     IdempotencyKey.completed_at.is_(None),
                 )
             )
-            await session.commit()
+            await db.commit()
             raise

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Uuid, bindparam, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api import outbox
 from api.deal.models import Deal
@@ -126,17 +126,6 @@ async def expirable(session: AsyncSession, now: datetime, limit: int) -> Sequenc
     return (await session.scalars(query)).all()
 
 
-async def idempotency_key(
-    session: AsyncSession, customer_id: str, key: str, *, lock: bool = False
-) -> IdempotencyKey | None:
-    query = select(IdempotencyKey).where(
-        IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key
-    )
-    if lock:
-        query = query.with_for_update()
-    return (await session.scalars(query)).one_or_none()
-
-
 # The order path's reads and claims are prepared once as text: they run on every order, and
 # building Core statements per request cost more CPU than the statements' round trips.
 _CLAIM = text(
@@ -164,15 +153,15 @@ _DEAL_TO_ORDER = (
 
 
 async def insert_idempotency_key(
-    session: AsyncSession, customer_id: str, key: str, digest: str, now: datetime
+    db: AsyncConnection, customer_id: str, key: str, digest: str, now: datetime
 ) -> bool:
     """Claims a new key in one statement; False when the key already exists."""
     params = {"customer_id": customer_id, "key": key, "request_hash": digest, "created_at": now}
-    return (await session.execute(_CLAIM, params)).scalar_one_or_none() is not None
+    return (await db.execute(_CLAIM, params)).scalar_one_or_none() is not None
 
 
-async def deal_to_order(session: AsyncSession, deal_id: uuid.UUID) -> DealToOrder | None:
-    row = (await session.execute(_DEAL_TO_ORDER, {"deal_id": deal_id})).one_or_none()
+async def deal_to_order(db: AsyncConnection, deal_id: uuid.UUID) -> DealToOrder | None:
+    row = (await db.execute(_DEAL_TO_ORDER, {"deal_id": deal_id})).one_or_none()
     if row is None:
         return None
     deal = DealToOrder(*row)
@@ -185,9 +174,9 @@ async def deal_to_order(session: AsyncSession, deal_id: uuid.UUID) -> DealToOrde
     return deal
 
 
-async def lock_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
+async def lock_deal(db: AsyncConnection, deal_id: uuid.UUID) -> None:
     """SELECT … FOR UPDATE on the deal: the bench's baseline takes the row lock first."""
-    await session.execute(select(Deal.id).where(Deal.id == deal_id).with_for_update())
+    await db.execute(select(Deal.id).where(Deal.id == deal_id).with_for_update())
 
 
 # A stock.changed payload is built before the stock is known: with this in place of the stock
@@ -244,7 +233,7 @@ def _event_params(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def place(
-    session: AsyncSession,
+    db: AsyncConnection,
     order: NewOrder,
     placed: Event,
     stock_changed: Callable[[int], Event],
@@ -253,8 +242,8 @@ async def place(
 ) -> int | None:
     """Takes the units and writes the order, its history, its events and the stored answer — all
     or nothing; the stock left, or None when the deal is closed or has too few units."""
-    if session.get_bind().dialect.name != "postgresql":
-        return await _place_step_by_step(session, order, placed, stock_changed, answer, now)
+    if db.dialect.name != "postgresql":
+        return await _place_step_by_step(db, order, placed, stock_changed, answer, now)
     template = outbox.row_values(stock_changed(_STOCK_PLACEHOLDER))
     sold_out = outbox.row_values(stock_changed(0))
     payload = template.pop("payload").decode()
@@ -281,12 +270,12 @@ async def place(
         "answer_body": json.dumps(answer.body),
         "answer_key": answer.key,
     }
-    left = (await session.execute(_PLACE, params)).scalar_one_or_none()
+    left = (await db.execute(_PLACE, params)).scalar_one_or_none()
     return None if left is None else int(left)
 
 
 async def _place_step_by_step(
-    session: AsyncSession,
+    db: AsyncConnection,
     order: NewOrder,
     placed: Event,
     stock_changed: Callable[[int], Event],
@@ -296,7 +285,7 @@ async def _place_step_by_step(
     """The same writes as ``_PLACE`` one by one, in the caller's transaction (SQLite has no
     data-modifying WITH)."""
     left = (
-        await session.execute(
+        await db.execute(
             update(Deal)
             .where(
                 Deal.id == order.deal_id,
@@ -310,7 +299,7 @@ async def _place_step_by_step(
     ).scalar_one_or_none()
     if left is None:
         return None
-    await session.execute(
+    await db.execute(
         insert(Order).values(
             id=order.id,
             deal_id=order.deal_id,
@@ -325,7 +314,7 @@ async def _place_step_by_step(
             updated_at=order.at,
         )
     )
-    await session.execute(
+    await db.execute(
         insert(OrderChange).values(
             order_id=order.id,
             from_status=None,
@@ -334,11 +323,11 @@ async def _place_step_by_step(
             at=order.at,
         )
     )
-    await session.execute(
+    await db.execute(
         insert(OutboxEvent),
         [outbox.row_values(placed), outbox.row_values(stock_changed(left))],
     )
-    await session.execute(
+    await db.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.customer_id == answer.customer_id, IdempotencyKey.key == answer.key)
         .values(response_status=answer.status, response_body=answer.body, completed_at=order.at)

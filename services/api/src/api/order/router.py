@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.clock import utcnow
 from api.db import SessionDep
@@ -67,9 +67,9 @@ async def place_order(
     now = utcnow()
     key = idempotency_key.strip()
 
-    async def operation(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+    async def operation(db: AsyncConnection) -> tuple[int, dict[str, Any]]:
         order = await service.place_order(
-            session,
+            db,
             actor,
             body,
             now,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api import outbox
 from api.claim.service import ensure_manages
@@ -98,7 +98,7 @@ def _record_change(
 
 
 async def place_order(
-    session: AsyncSession,
+    db: AsyncConnection,
     actor: Principal,
     data: OrderCreate,
     now: datetime,
@@ -110,11 +110,12 @@ async def place_order(
     """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock.
 
     The order, its history, its events and the idempotent answer (under ``answer_key``) are
-    written by the one statement that takes the stock, so on PostgreSQL the session may run in
-    autocommit: the deal's row lock then lives only while the database executes it."""
+    written by the one statement that takes the stock, so on PostgreSQL ``db`` may be in
+    autocommit: the deal's row lock then lives only while the database executes it. A Core
+    connection, not a Session: nothing here loads or tracks ORM objects."""
     if data.quantity > max_quantity:
         raise InvalidInput(f"at most {max_quantity} units per order", field="quantity")
-    deal = await repository.deal_to_order(session, data.deal_id)
+    deal = await repository.deal_to_order(db, data.deal_id)
     if deal is None:
         raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
     steps = [MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in deal.markdown]
@@ -183,11 +184,11 @@ async def place_order(
         )
 
     if reservation == "select_for_update":
-        await repository.lock_deal(session, deal.id)
+        await repository.lock_deal(db, deal.id)
     answer = repository.Answer(actor.user_id, answer_key, 201, read.model_dump(mode="json"))
-    left = await repository.place(session, order, placed, stock_changed, answer, now)
+    left = await repository.place(db, order, placed, stock_changed, answer, now)
     if left is None:
-        after = await repository.deal_to_order(session, data.deal_id)
+        after = await repository.deal_to_order(db, data.deal_id)
         assert after is not None, "deals are closed, never deleted"
         if after.closed_at is not None or now >= after.pickup_end_at:
             raise DealNotLive("the deal is closed", field="deal_id")
