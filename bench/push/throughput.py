@@ -105,7 +105,9 @@ async def _async_rate(
     return len(notes) / elapsed, cpu
 
 
-def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: int) -> float:
+def _threadpool_rate(
+    settings: FcmSettings, notes: list[Notification], batch: int, standin_pid: int
+) -> tuple[float, dict[str, int]]:
     assert settings.credentials_file is not None
     info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
     app = firebase_admin.initialize_app(
@@ -128,18 +130,27 @@ def _threadpool_rate(settings: FcmSettings, notes: list[Notification], batch: in
     try:
         messaging.send_each(messages[:batch], app=app)
         started = time.perf_counter()
+        cpu0, standin0 = time.process_time(), _cpu_s(standin_pid)
         done = 0
         for start in range(0, len(messages), batch):
             response = messaging.send_each(messages[start : start + batch], app=app)
             done += response.success_count
             print(f"\r  send_each (threads): {done}/{len(messages)}", end="", file=sys.stderr)
         elapsed = time.perf_counter() - started
+        cpu = {
+            "threadpool_sender_cpu_us_per_msg": round(
+                1e6 * (time.process_time() - cpu0) / len(messages)
+            ),
+            "threadpool_standin_cpu_us_per_msg": round(
+                1e6 * (_cpu_s(standin_pid) - standin0) / len(messages)
+            ),
+        }
     finally:
         firebase_admin.delete_app(app)
     print(file=sys.stderr)
     if done != len(messages):
         raise SystemExit(f"only {done} of {len(messages)} accepted by send_each")
-    return len(messages) / elapsed
+    return len(messages) / elapsed, cpu
 
 
 def main() -> None:
@@ -205,7 +216,9 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
             _wait_listening(port, standin)
-        sync_rate = _threadpool_rate(settings, _notifications(args.messages), args.batch)
+        sync_rate, sync_cpu = _threadpool_rate(
+            settings, _notifications(args.messages), args.batch, standin.pid
+        )
     finally:
         standin.terminate()
         standin.wait()
@@ -218,6 +231,7 @@ def main() -> None:
         "async_transport": "h2c (HTTP/2)" if args.http2 else "HTTP/1.1",
         **cpu,
         "threadpool_transport": "HTTP/1.1",
+        **sync_cpu,
         "send_each_async_per_s": round(async_rate),
         "send_each_threadpool_per_s": round(sync_rate),
         "ratio": round(async_rate / sync_rate, 2),

@@ -75,6 +75,8 @@ class Pipeline:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        #: Held deliveries claimed per transaction when quiet hours end.
+        self.release_page = 500
         self._sender = sender
         self._dlq = dlq
         self._operators = operators
@@ -286,18 +288,32 @@ class Pipeline:
     async def release_held(self) -> int:
         """Sends what quiet hours held back once they are over (stale ones expire, the daily
         cap still applies); returns how many were accepted. Safe on several replicas."""
-        async with self._sessions() as session, session.begin():
-            release = await release_held(session, self._policy, self._clock())
-            session.expunge_all()  # the rows outlive the session: plain values from here
-        if release.expired or release.capped:
-            log.info(
-                "held notifications not sent",
-                extra={"expired": release.expired, "capped": release.capped},
-            )
-        if not release.pending:
-            return 0
+        now = self._clock()
+        sent = 0
+        after: tuple[datetime, int] | None = None
+        while True:  # page by page, each claimed, sent and recorded before the next
+            async with self._sessions() as session, session.begin():
+                release = await release_held(
+                    session, self._policy, now, limit=self.release_page, after=after
+                )
+                session.expunge_all()  # the rows outlive the session: plain values from here
+            if release.expired or release.capped:
+                log.info(
+                    "held notifications not sent",
+                    extra={"expired": release.expired, "capped": release.capped},
+                )
+            if release.pending:
+                sent += await self._send_released(release.pending)
+            if release.claimed < self.release_page or release.last is None:
+                break
+            after = release.last
+        if sent:
+            log.info("held notifications released", extra={"sent": sent})
+        return sent
+
+    async def _send_released(self, pending: list[Delivery]) -> int:
         before = self.sent
-        failed = await self._send_deliveries(release.pending)
+        failed = await self._send_deliveries(pending)
         if failed:
             reason = next(iter(failed.values()))
             log.error("held notifications failed", extra={"events": len(failed), "reason": reason})
@@ -305,9 +321,7 @@ class Pipeline:
                 f":warning: push could not deliver {len(failed)} held event(s) after quiet "
                 f"hours: {reason[:300]}"
             )
-        sent = self.sent - before
-        log.info("held notifications released", extra={"sent": sent})
-        return sent
+        return self.sent - before
 
     async def _dead_letter(self, dead_letters: list[tuple[IncomingRecord, str]]) -> None:
         await self._dlq.send_batch(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, distinct, func, or_, select, update
+from sqlalchemy import delete, distinct, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import (
@@ -257,10 +257,17 @@ class Release:
     expired: int = 0
     capped: int = 0
     still_quiet: int = 0
+    claimed: int = 0
+    #: Where the next page starts (held rows are walked in (held_at, delivery_id) order).
+    last: tuple[datetime, int] | None = None
 
 
 async def release_held(
-    session: AsyncSession, policy: Policy, now: datetime, limit: int = 500
+    session: AsyncSession,
+    policy: Policy,
+    now: datetime,
+    limit: int = 500,
+    after: tuple[datetime, int] | None = None,
 ) -> Release:
     """Claims held deliveries whose quiet hours are over: stale ones expire, those over the
     day's cap are capped, the rest become pending (returned, to be sent by the caller).
@@ -269,24 +276,29 @@ async def release_held(
     delivery released by a replica that died before recording its send is pending with an old
     ``released_at``, and is returned again once ``policy.release_lease`` has passed.
     """
+    query = (
+        select(HeldDelivery, Delivery)
+        .join(Delivery, Delivery.id == HeldDelivery.delivery_id)
+        .where(
+            or_(
+                HeldDelivery.released_at.is_(None),
+                HeldDelivery.released_at < now - policy.release_lease,
+            )
+        )
+    )
+    if after is not None:  # the next page: users still in quiet hours do not block the rest
+        query = query.where(tuple_(HeldDelivery.held_at, HeldDelivery.delivery_id) > tuple_(*after))
     claimed = (
         await session.execute(
-            select(HeldDelivery, Delivery)
-            .join(Delivery, Delivery.id == HeldDelivery.delivery_id)
-            .where(
-                or_(
-                    HeldDelivery.released_at.is_(None),
-                    HeldDelivery.released_at < now - policy.release_lease,
-                )
-            )
-            .order_by(HeldDelivery.held_at, HeldDelivery.delivery_id)
+            query.order_by(HeldDelivery.held_at, HeldDelivery.delivery_id)
             .limit(limit)
             .with_for_update(of=HeldDelivery, skip_locked=True)
         )
     ).all()
-    release = Release()
+    release = Release(claimed=len(claimed))
     if not claimed:
         return release
+    release.last = (claimed[-1][0].held_at, claimed[-1][0].delivery_id)
     waiting = {d.user_id for _, d in claimed if d.status == DeliveryStatus.HELD}
     prefs = await subscriptions.preferences_of(session, waiting)
     local_now = now.astimezone(policy.timezone)
