@@ -1,3 +1,4 @@
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -276,3 +277,25 @@ async def test_remembered_tokens_are_bounded() -> None:
     for token in tokens:  # the forgotten ones verify again, the same way
         assert (await verifier.verify(token)).user_id.startswith("u-")
     assert verifier.remembered == 3
+
+
+class SlowJwks(CountingJwks):
+    async def fetch(self) -> dict[str, Any]:
+        await asyncio.sleep(0.01)  # requests with the same token meet across the fetch
+        return await super().fetch()
+
+
+async def test_concurrent_requests_with_a_remembered_token_survive_a_jwks_refresh() -> None:
+    factory = TokenFactory()
+    jwks, clock = SlowJwks(factory), FakeClock()
+    verifier = TokenVerifier(
+        jwks, issuer=factory.issuer, audience=TEST_AUDIENCE, cache_ttl_s=300, clock=clock
+    )
+    token = factory.token("u", ["customer"])
+    await verifier.verify(token)
+
+    clock.now += 301  # the JWKS is due: the refetched key object is new, the token re-verifies
+    principals = await asyncio.gather(*(verifier.verify(token) for _ in range(5)))
+
+    assert {p.user_id for p in principals} == {"u"}
+    assert jwks.calls == 2

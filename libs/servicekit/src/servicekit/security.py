@@ -321,13 +321,15 @@ class TokenVerifier:
     async def _still_valid(self, token: str, known: _Verified) -> Principal | None:
         """A remembered principal if its token still passes; None to verify it afresh."""
         if self._wall_clock() >= known.exp + self._leeway_s:
-            del self._verified[token]
+            self._verified.pop(token, None)
             raise InvalidToken("token_expired", "the token has expired")
         kid = known.key.key_id or ""
         if self._fetched_at is None or self._clock() - self._fetched_at >= self._cache_ttl_s:
             await self._key_for(kid)  # the JWKS is due: refresh it before trusting its keys
         if self._keys.get(kid) is not known.key:
-            del self._verified[token]  # rotated out, or refetched: check the signature again
+            # Rotated out, or refetched: check the signature again. (pop: concurrent requests
+            # with this token may get here together across the JWKS fetch.)
+            self._verified.pop(token, None)
             return None
         if self._is_revoked is not None and await self._is_revoked(known.principal.claims):
             raise InvalidToken("token_revoked", "the session of this token was revoked")
