@@ -236,7 +236,12 @@ def _numpy_scan(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float, r: f
 
 
 def index(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    # The top-level command/at belong to whichever part ran last: the index part keeps its own.
+    results: dict[str, Any] = {
+        "command": " ".join(["uv run python bench/geofence/run.py", *sys.argv[1:]]),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_avg_at_start": os.getloadavg(),
+    }
     rng = random.Random(11)
     for scale in SCALES:
         live = set_live(scale)
