@@ -460,6 +460,8 @@ def _live_deals() -> int:
 
 
 def http(args: argparse.Namespace) -> dict[str, Any]:
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    load_at_start = os.getloadavg()
     if _live_deals() != args.http_scale:  # set_live rewrites every bench deal: only when needed
         set_live(args.http_scale)
     tokens = TokenFactory(kid="geofence-bench")
@@ -491,6 +493,10 @@ def http(args: argparse.Namespace) -> dict[str, Any]:
                 _log(f"http {mode}: { ({k: v for k, v in row.items() if k != 'raw'}) }")
                 results[mode] = row
     summary: dict[str, Any] = {
+        # The top-level command/at belong to whichever part ran last: the http part keeps its own.
+        "command": " ".join(["uv run python bench/geofence/run.py", *sys.argv[1:]]),
+        "at": started_at,
+        "load_avg_at_start": load_at_start,
         "stores_with_live_deals": args.http_scale,
         "wrk": f"-t1 -c{args.connections} -d{args.seconds}s, 1 km, limit 50, random points",
         "trace_sample_ratio": args.trace_sample_ratio,
