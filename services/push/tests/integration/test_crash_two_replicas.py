@@ -151,7 +151,9 @@ class Standin:
         """(event id, target) of every accepted message, in arrival order."""
         if not self.received_log.exists():
             return []
-        lines = self.received_log.read_text(encoding="utf-8").splitlines()
+        text = self.received_log.read_text(encoding="utf-8")
+        # The stand-in may be mid-append: a line without its newline is not there yet.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [
             (row["data"].get("event_id", ""), row["target"])
             for row in map(json.loads, lines)

@@ -119,8 +119,14 @@ class Pipeline:
                 for _, event in events:
                     if event.event_id in new:
                         fresh.setdefault(event.event_id, event)
-                await plan_deliveries(session, list(fresh.values()), self._policy, now)
-            failed = await self._send_pending([e.event_id for _, e in events])
+                planned = await plan_deliveries(session, list(fresh.values()), self._policy, now)
+                session.expunge_all()
+            if all(e.event_id in new for _, e in events):
+                # No redelivery in the batch: nothing older can be pending for these events,
+                # so what was just planned is the whole to-do (one read of the database less).
+                failed = await self._send_deliveries(planned)
+            else:
+                failed = await self._send_pending([e.event_id for _, e in events])
             dead_letters += [(r, failed[e.event_id]) for r, e in events if e.event_id in failed]
         if dead_letters:
             await self._dead_letter(dead_letters)

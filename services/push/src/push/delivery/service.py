@@ -169,16 +169,17 @@ def _relevance(event: Event, policy: Policy, now: datetime) -> tuple[uuid.UUID |
 
 async def plan_deliveries(
     session: AsyncSession, events: Sequence[Event], policy: Policy, now: datetime
-) -> int:
+) -> list[Delivery]:
     """Applies what each event teaches, in order, and inserts one delivery per (event, device)
-    in one statement; returns how many will be sent (held and capped ones are recorded only)."""
+    in one statement; returns the ones to send now (held and capped ones are recorded only),
+    as detached rows, so the caller need not read them back."""
     planned: list[_Planned] = []
     for event in events:
         text, users, promotional = await _audience(session, event)
         if text is not None and users:
             planned.append(_Planned(event, text, users, promotional))
     if not planned:
-        return 0
+        return []
     all_users = {u for p in planned for u in p.users}
     by_user: dict[str, list[Device]] = {}
     for device in await devices.of_users(session, all_users):
@@ -213,28 +214,37 @@ async def plan_deliveries(
                 }
                 for device in by_user.get(user, [])
             ]
-    if rows:
-        inserted = await session.execute(
+    if not rows:
+        return []
+    inserted = (
+        await session.execute(
             insert_ignoring_conflicts(session, Delivery).returning(
-                Delivery.id, Delivery.event_id, Delivery.user_id, Delivery.status
+                Delivery.id, Delivery.event_id, Delivery.device_id, Delivery.status
             ),
             rows,
         )
-        relevance = {p.event.event_id: _relevance(p.event, policy, now) for p in planned}
-        held = [
-            {
-                "delivery_id": row.id,
-                "user_id": row.user_id,
-                "deal_id": relevance[row.event_id][0],
-                "relevant_until": relevance[row.event_id][1],
-                "held_at": now,
-            }
-            for row in inserted.all()
-            if row.status == DeliveryStatus.HELD
-        ]
-        if held:
-            await session.execute(insert_ignoring_conflicts(session, HeldDelivery), held)
-    return sum(1 for r in rows if r["status"] == DeliveryStatus.PENDING)
+    ).all()
+    relevance = {p.event.event_id: _relevance(p.event, policy, now) for p in planned}
+    by_key = {(r["event_id"], r["device_id"]): r for r in rows}
+    held = [
+        {
+            "delivery_id": row.id,
+            "user_id": by_key[(row.event_id, row.device_id)]["user_id"],
+            "deal_id": relevance[row.event_id][0],
+            "relevant_until": relevance[row.event_id][1],
+            "held_at": now,
+        }
+        for row in inserted
+        if row.status == DeliveryStatus.HELD
+    ]
+    if held:
+        await session.execute(insert_ignoring_conflicts(session, HeldDelivery), held)
+    pending = [
+        Delivery(id=row.id, **by_key[(row.event_id, row.device_id)])
+        for row in inserted
+        if row.status == DeliveryStatus.PENDING
+    ]
+    return sorted(pending, key=lambda d: d.id)
 
 
 async def expire_held_for_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
