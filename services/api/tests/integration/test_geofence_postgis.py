@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.geofence.index import DistrictGrid, within
+from api.geofence.index import DistrictGrid, GeoIndex
 from conftest import Infra
 
 pytestmark = pytest.mark.integration
@@ -104,6 +104,7 @@ def test_index_equals_postgis_st_dwithin_on_geography(
         )
         for k in range(districts)
     ]
+    index = GeoIndex(grids)
     queries = [(center[0] + a, center[1] + b) for a, b in query_offsets]
     for q in queries:
         cases = list(radii)
@@ -116,4 +117,7 @@ def test_index_equals_postgis_st_dwithin_on_geography(
                     float(np.nextafter(on_edge, 1e9)),
                 ]
         for r in cases:
-            assert set(within(grids, q[0], q[1], r).keys) == _postgis_within(pg, q, r), (q, r)
+            hits = index.within(q[0], q[1], r)
+            assert set(hits.keys) == _postgis_within(pg, q, r), (q, r)
+            # The compiled kernel and the NumPy path: the same hits, in the same order.
+            assert index.within_numpy(q[0], q[1], r).keys == hits.keys, (q, r)

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from api.geofence import index, kernel
 from api.geofence.geodesy import LocalMetric, band_m, geodesic_m
 from api.geofence.index import COL_DEG, ROW_DEG, DistrictGrid, GeoIndex, in_box, within
 
@@ -106,3 +107,45 @@ def test_distances_of_wholesale_hits_are_computed_on_demand_and_match() -> None:
     assert len(hits) > 100
     for key, d in zip(hits.keys, hits.distances.tolist(), strict=True):
         assert d == pytest.approx(geodesic_m(*points[int(key)], 37.51, 127.01), abs=band_m(800))
+
+
+def test_the_kernel_keeps_the_grid_constants_of_the_numpy_path() -> None:
+    assert (kernel.ROW_DEG, kernel.COL_DEG, kernel.EPS_DEG) == (ROW_DEG, COL_DEG, index._EPS_DEG)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_kernel_answers_exactly_as_the_numpy_path(seed: int) -> None:
+    rng = random.Random(seed)
+    # Districts of different densities side by side (and overlapping), some points on cell
+    # borders, a few on the very same spot; queries inside, at the edges and far outside.
+    grids, points = [], []
+    for d in range(rng.randint(1, 6)):
+        lat0, lon0 = 37.45 + 0.02 * (d % 3), 126.90 + 0.03 * (d // 3)
+        pts = [(rng.uniform(lat0, lat0 + 0.04), rng.uniform(lon0, lon0 + 0.05)) for _ in range(400)]
+        row, col = round((lat0 + 90) / ROW_DEG), round((lon0 + 180) / COL_DEG)
+        pts += [((row + k) * ROW_DEG - 90, (col + k) * COL_DEG - 180) for k in range(0, 60, 3)]
+        pts += pts[:20]
+        grids.append(DistrictGrid([f"{d}-{i}" for i in range(len(pts))], *zip(*pts, strict=True)))
+        points += pts
+    grids.append(DistrictGrid([], [], []))
+    geo = GeoIndex(grids)
+    for _ in range(150):
+        if rng.random() < 0.3:
+            lat0, lon0 = rng.choice(points)
+        else:
+            lat0, lon0 = rng.uniform(37.40, 37.56), rng.uniform(126.85, 127.05)
+        cases = [0.0, rng.uniform(0, 5000), geodesic_m(*rng.choice(points), lat0, lon0)]
+        for r in [*cases, float(np.nextafter(cases[2], 0))]:
+            fast = geo.within(lat0, lon0, r, compiled=True)
+            slow = geo.within_numpy(lat0, lon0, r)
+            assert fast.position.tolist() == slow.position.tolist(), (lat0, lon0, r)
+            assert fast.distances.tolist() == slow.distances.tolist(), (lat0, lon0, r)
+
+
+def test_the_numpy_path_can_be_chosen_for_the_whole_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = DistrictGrid(["a", "b"], [37.5, 37.6], [127.0, 127.0])
+    monkeypatch.setattr(index, "KERNEL", False)
+    slow = within([grid], 37.5, 127.0, 100)
+    monkeypatch.setattr(index, "KERNEL", True)
+    fast = within([grid], 37.5, 127.0, 100)
+    assert slow.keys == fast.keys == ["a"]

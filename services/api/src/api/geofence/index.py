@@ -26,6 +26,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from api.geofence import kernel
 from api.geofence.geodesy import Floats, LocalMetric, band_m, geodesic_m
 
 Ints = npt.NDArray[np.int64]
@@ -35,6 +36,8 @@ COL_DEG = 0.0004  # ≈ 35 m at Seoul's latitude
 # A point's computed cell may be off by one ulp-sized step at a cell's border: every cell is
 # treated as reaching this far (in degrees, ≈ 0.1 mm) beyond its nominal border.
 _EPS_DEG = 1e-9
+# Queries run the compiled kernel; False: the NumPy path everywhere (reference, or no JIT).
+KERNEL = True
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_FLOATS = np.empty(0, dtype=np.float64)
 
@@ -181,6 +184,11 @@ class GeoIndex:
         self._meta[:, 1] += 1  # the last padding row
         self._meta = np.column_stack([self._meta, np.cumsum([0, *sizes[:-1]])[: len(parts)]]).T
         self._bounds = [g.bounds for g in parts]
+        # The kernel's copies: C-ordered, one typed array each (south, west, north, east rows).
+        self._kmeta: Ints = np.ascontiguousarray(self._meta)
+        self._kbounds: Floats = np.array(self._bounds, dtype=np.float64).reshape(-1, 4)
+        if KERNEL:
+            kernel.warm()
 
     def __len__(self) -> int:
         return self._size
@@ -227,8 +235,57 @@ class GeoIndex:
         found: Ints = self.first.take(local)
         return found
 
-    def within(self, lat0: float, lon0: float, radius_m: float) -> Hits:
-        """Every point whose geography distance to (lat0, lon0) is at most ``radius_m``."""
+    def within(
+        self, lat0: float, lon0: float, radius_m: float, *, compiled: bool | None = None
+    ) -> Hits:
+        """Every point whose geography distance to (lat0, lon0) is at most ``radius_m``.
+
+        One call of the compiled kernel (:mod:`api.geofence.kernel`), or with ``compiled=False``
+        (or the module's ``KERNEL`` off) the NumPy path, :meth:`within_numpy`: the same hits in
+        the same order, the same distances.
+        """
+        if not (KERNEL if compiled is None else compiled):
+            return self.within_numpy(lat0, lon0, radius_m)
+        metric = LocalMetric.at(lat0, lon0)
+        band = band_m(radius_m)
+        sure = max(radius_m - band, 0.0) ** 2
+        maybe = (radius_m + band) ** 2
+        dlat = metric.degrees_lat(radius_m + band)
+        dlon = metric.degrees_lon(radius_m + band, dlat)
+        r0 = math.floor((lat0 - dlat + 90.0) / ROW_DEG)
+        n = math.floor((lat0 + dlat + 90.0) / ROW_DEG) - r0 + 1
+        held = math.floor((lat0 + 90.0) / ROW_DEG - r0)
+        position, d2, band_at = kernel.query(
+            self.points,
+            self.first,
+            self._kmeta,
+            self._kbounds,
+            lat0,
+            lon0,
+            dlat,
+            dlon,
+            r0,
+            n,
+            (max(held - 2, 0), max(held + 2, 0)),
+            sure,
+            maybe,
+            (metric.ky0, metric.ky1, metric.kx0, metric.kx1),
+        )
+        if len(band_at):  # the band: settled by the exact geodesic
+            inside = np.ones(len(d2), dtype=bool)
+            for i in band_at.tolist():
+                p = int(position[i])
+                exact = geodesic_m(float(self.lat[p]), float(self.lon[p]), lat0, lon0)
+                inside[i] = exact <= radius_m
+                d2[i] = exact * exact
+            if not inside.all():
+                kept = np.flatnonzero(inside)
+                position = np.concatenate((position.take(kept), position[len(d2) :]))
+                d2 = d2.take(kept)
+        return Hits(self, position, d2, metric)
+
+    def within_numpy(self, lat0: float, lon0: float, radius_m: float) -> Hits:
+        """:meth:`within` in about 60 NumPy calls (the reference the kernel is tested against)."""
         metric = LocalMetric.at(lat0, lon0)
         band = band_m(radius_m)
         sure = max(radius_m - band, 0.0) ** 2
