@@ -244,8 +244,10 @@ async def place(
     or nothing; the stock left, or None when the deal is closed or has too few units."""
     if db.dialect.name != "postgresql":
         return await _place_step_by_step(db, order, placed, stock_changed, answer, now)
-    template = outbox.row_values(stock_changed(_STOCK_PLACEHOLDER))
-    sold_out = outbox.row_values(stock_changed(0))
+    event = stock_changed(_STOCK_PLACEHOLDER)
+    template = outbox.row_values(event)
+    # The same event (id, time) either way; only its data depends on the stock left.
+    sold_out = outbox.row_values(event.model_copy(update={"data": stock_changed(0).data}))
     payload = template.pop("payload").decode()
     assert payload.count(_STOCK_TOKEN) == 1, "the placeholder names the stock, once"
     params = {
