@@ -268,7 +268,8 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
             for radius in RADII:
                 for lat0, lon0 in points[:50]:  # warm-up
                     cache.within(lat0, lon0, radius)
-                t_index, t_page, t_pg, t_np, sizes = [], [], [], [], []
+                    cache.index.within_numpy(lat0, lon0, radius)
+                t_index, t_numpy_path, t_page, t_pg, t_np, sizes = [], [], [], [], [], []
                 sql = (
                     "SELECT id, ST_Distance(location, ST_GeogFromText(%(p)s)) "
                     "FROM bench_live_points "
@@ -279,6 +280,10 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
                     # Interleaved, so the index and its baselines share the machine's noise.
                     hits = cache.within(lat0, lon0, radius)
                     t_index.append(_timed(args.repeat, cache.within, lat0, lon0, radius))
+                    # The same index answered by its NumPy path (A/B of the compiled kernel).
+                    t_numpy_path.append(
+                        _timed(args.repeat, cache.index.within_numpy, lat0, lon0, radius)
+                    )
                     sizes.append(len(hits))
                     query = NearbyQuery(lat0, lon0, radius, None, NearbySort.DISTANCE, None, 50)
                     t_page.append(_timed(args.repeat, _from_cache, cache, query, None, now))
@@ -295,6 +300,7 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
                     "returns": "every hit's position (int64 array, materialised); "
                     "distances computed on demand",
                     "index": idx,
+                    "index_numpy_path": _percentiles(t_numpy_path),
                     "first_page_50": _percentiles(t_page),
                     "postgis_st_dwithin_gist": pg,
                     "numpy_scan": scan,
