@@ -167,7 +167,7 @@ async def place_order(
         ),
     )
 
-    def stock_changed(left: int) -> StockChanged:
+    def stock_event(left: int) -> StockChanged:
         return StockChanged(
             key=deal.store_id,
             traceparent=traceparent,
@@ -186,7 +186,7 @@ async def place_order(
     if reservation == "select_for_update":
         await repository.lock_deal(db, deal.id)
     answer = repository.Answer(actor.user_id, answer_key, 201, read.model_dump(mode="json"))
-    left = await repository.place(db, order, placed, stock_changed, answer, now)
+    left = await repository.place(db, order, placed, stock_event, answer, now)
     if left is None:
         after = await repository.deal_to_order(db, data.deal_id)
         assert after is not None, "deals are closed, never deleted"
