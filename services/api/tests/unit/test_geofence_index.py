@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
@@ -149,3 +151,15 @@ def test_the_numpy_path_can_be_chosen_for_the_whole_module(monkeypatch: pytest.M
     monkeypatch.setattr(index, "KERNEL", True)
     fast = within([grid], 37.5, 127.0, 100)
     assert slow.keys == fast.keys == ["a"]
+
+
+def test_the_kernel_cache_goes_under_the_temp_dir_when_its_source_dir_is_read_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    kernel._cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"].startswith(tempfile.gettempdir())
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/chosen")
+    kernel._cache_dir()  # an explicit choice stays
+    assert os.environ["NUMBA_CACHE_DIR"] == "/chosen"

@@ -8,17 +8,46 @@ district, the four slice bounds from the cell table; edge points (outer minus in
 the mid-latitude distance; inner runs emitted wholesale. The few edge points within the band are
 returned for the exact geodesic, which stays in Python (GeographicLib).
 
-Compiled once per machine and cached beside this file (``__pycache__``); :func:`warm` loads or
-compiles it when an index is built, so no request pays for it.
+Compiled once per machine and cached beside this file (``__pycache__``; in the image, where that
+is read-only, under the temp dir); :func:`warm` loads or compiles it when an index is built, so
+no request pays for it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
+
+
+def _cache_dir() -> None:
+    """Where numba keeps the compiled kernel: beside this file when that is writable (dev, CI),
+    else a directory under the temp dir (the image: read-only root, writable /tmp); an explicit
+    ``NUMBA_CACHE_DIR`` wins. Must run before numba is imported (it reads its config then)."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    here = Path(__file__).parent
+    if not os.access(here / "__pycache__" if (here / "__pycache__").exists() else here, os.W_OK):
+        os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "magam-numba")
+
+
+_cache_dir()
+
+import numba  # noqa: E402 — after the cache directory is chosen
+
+
+def _jit(f: Callable[..., Any]) -> Any:
+    try:
+        return numba.njit(cache=True, nogil=True)(f)
+    except RuntimeError:  # no writable cache location at all: compiled once per process
+        return numba.njit(nogil=True)(f)
+
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -35,7 +64,7 @@ _NUDGE_LO = -EPS_DEG / COL_DEG
 _NUDGE_HI = EPS_DEG / COL_DEG
 
 
-@numba.njit(cache=True, nogil=True)
+@_jit
 def _query(  # noqa: PLR0912 — one flat kernel is the point: no calls in the hot loop
     points: Floats,
     first: Ints,
