@@ -33,41 +33,6 @@ async def list_for_store(
     return (await session.scalars(query)).all()
 
 
-async def take_stock(
-    session: AsyncSession, deal_id: uuid.UUID, quantity: int, now: datetime
-) -> int | None:
-    """Atomically takes ``quantity`` units if the deal is live and has them; the stock left, or
-    None. One conditional UPDATE: safe under concurrency at READ COMMITTED, no lock held."""
-    result = await session.execute(
-        update(Deal)
-        .where(
-            Deal.id == deal_id,
-            Deal.stock >= quantity,
-            Deal.closed_at.is_(None),
-            Deal.pickup_end_at > now,
-        )
-        .values(stock=Deal.stock - quantity)
-        .returning(Deal.stock)
-    )
-    return result.scalar_one_or_none()
-
-
-async def take_stock_locking(
-    session: AsyncSession, deal_id: uuid.UUID, quantity: int, now: datetime
-) -> int | None:
-    """The same, as SELECT … FOR UPDATE then UPDATE: the baseline the bench compares against."""
-    deal = (
-        await session.scalars(select(Deal).where(Deal.id == deal_id).with_for_update())
-    ).one_or_none()
-    if deal is None or deal.closed_at is not None or deal.pickup_end_at <= now:
-        return None
-    if deal.stock < quantity:
-        return None
-    deal.stock -= quantity
-    await session.flush()
-    return deal.stock
-
-
 async def return_stock(session: AsyncSession, deal_id: uuid.UUID, quantity: int) -> int:
     result = await session.execute(
         update(Deal)
