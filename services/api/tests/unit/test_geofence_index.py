@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from api.geofence import index, kernel
+from api.geofence import geodesy, index, kernel
 from api.geofence.geodesy import LocalMetric, band_m, geodesic_m
 from api.geofence.index import COL_DEG, ROW_DEG, DistrictGrid, GeoIndex, in_box, within
 
@@ -113,6 +113,31 @@ def test_distances_of_wholesale_hits_are_computed_on_demand_and_match() -> None:
 
 def test_the_kernel_keeps_the_grid_constants_of_the_numpy_path() -> None:
     assert (kernel.ROW_DEG, kernel.COL_DEG, kernel.EPS_DEG) == (ROW_DEG, COL_DEG, index._EPS_DEG)
+
+
+def test_the_kernel_keeps_the_spheroid_of_the_exact_geodesic() -> None:
+    assert (kernel._A, kernel._B, kernel._F) == (geodesy.WGS84_A, geodesy._B, geodesy._F)
+
+
+def test_compiled_vincenty_stays_within_its_slack_of_geographiclib_and_defers_at_the_edge() -> None:
+    rng = random.Random(11)
+    lat0, lon0 = 37.5665, 126.9780
+    lats, lons = [], []
+    for _ in range(3000):
+        r, angle = rng.uniform(0, 5000), rng.uniform(0, 2 * np.pi)
+        lats.append(lat0 + r / 111_000 * np.sin(angle))
+        lons.append(lon0 + r / 88_000 * np.cos(angle))
+    lat, lon = np.array(lats), np.array(lons)
+    exact = np.array([geodesic_m(a, b, lat0, lon0) for a, b in zip(lats, lons, strict=True)])
+
+    distances, close = kernel.settle_band(lat, lon, lat0, lon0, 1000.0)
+
+    worst = float(np.max(np.abs(distances - exact)))
+    assert worst < kernel.VINCENTY_SLACK_M / 10, worst
+    assert not close.any()
+    # A radius equal to a point's distance: too close for Vincenty to decide, GeographicLib does.
+    _, close = kernel.settle_band(lat[:1], lon[:1], lat0, lon0, float(exact[0]))
+    assert close.all()
 
 
 @pytest.mark.parametrize("seed", range(4))

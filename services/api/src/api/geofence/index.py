@@ -271,18 +271,33 @@ class GeoIndex:
             maybe,
             (metric.ky0, metric.ky1, metric.kx0, metric.kx1),
         )
-        if len(band_at):  # the band: settled by the exact geodesic
+        if len(band_at):  # the band: settled on the spheroid
             inside = np.ones(len(d2), dtype=bool)
-            for i in band_at.tolist():
-                p = int(position[i])
-                exact = geodesic_m(float(self.lat[p]), float(self.lon[p]), lat0, lon0)
-                inside[i] = exact <= radius_m
-                d2[i] = exact * exact
+            self._settle(position.take(band_at), band_at, lat0, lon0, radius_m, inside, d2)
             if not inside.all():
                 kept = np.flatnonzero(inside)
                 position = np.concatenate((position.take(kept), position[len(d2) :]))
                 d2 = d2.take(kept)
         return Hits(self, position, d2, metric)
+
+    def _settle(
+        self,
+        points: Ints,
+        at: Ints,
+        lat0: float,
+        lon0: float,
+        radius_m: float,
+        inside: npt.NDArray[np.bool_],
+        d2: Floats,
+    ) -> None:
+        """Band points (``points``, at ``at`` in ``inside``/``d2``): in or out, by the spheroid
+        distance — Vincenty compiled, GeographicLib (as PostGIS) where the two could disagree."""
+        lats, lons = self.lat.take(points), self.lon.take(points)
+        distances, close = kernel.settle_band(lats, lons, lat0, lon0, radius_m)
+        for j in np.flatnonzero(close).tolist():
+            distances[j] = geodesic_m(float(lats[j]), float(lons[j]), lat0, lon0)
+        inside[at] = distances <= radius_m
+        d2[at] = distances * distances
 
     def within_numpy(self, lat0: float, lon0: float, radius_m: float) -> Hits:
         """:meth:`within` in about 60 NumPy calls (the reference the kernel is tested against)."""
@@ -341,11 +356,8 @@ class GeoIndex:
         unsure = d2 <= maybe
         if np.count_nonzero(unsure) > np.count_nonzero(inside):
             unsure &= ~inside
-            for i in np.flatnonzero(unsure).tolist():  # the band: settled by the exact geodesic
-                p = int(edge[i])
-                exact = geodesic_m(float(self.lat[p]), float(self.lon[p]), lat0, lon0)
-                inside[i] = exact <= radius_m
-                d2[i] = exact * exact
+            band_at = np.flatnonzero(unsure)  # the band: settled on the spheroid
+            self._settle(edge.take(band_at), band_at, lat0, lon0, radius_m, inside, d2)
         kept = np.flatnonzero(inside)
         if len(kept) < n_edge:
             position = np.concatenate((edge.take(kept), position[n_edge:]))
