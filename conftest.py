@@ -76,4 +76,8 @@ def prod_profile(monkeypatch: pytest.MonkeyPatch, infra: Infra) -> Infra:
     for service in ("api", "auth", "push"):
         for key, value in infra.pg_env(service).items():
             monkeypatch.setenv(key, value)
+        # Tracing installs process-wide instrumentation: once one in-process app turned it on,
+        # every later test's SQL and HTTP went to Zipkin (100,000+ spans a suite). Tests that
+        # check traces run the services as processes and turn it on there.
+        monkeypatch.setenv(f"{service.upper()}_TRACING__ENABLED", "false")
     return infra

@@ -28,16 +28,13 @@ import os
 import platform
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +50,14 @@ from api.geofence.geodesy import LocalMetric, band_m, geodesic_m
 from api.geofence.schemas import NearbySort
 from api.geofence.service import NearbyQuery, _from_cache
 from servicekit.bus import InProcessBus
-from servicekit.testing import TEST_AUDIENCE, TEST_ISSUER, TokenFactory
+from servicekit.testing import (
+    TEST_AUDIENCE,
+    TEST_ISSUER,
+    ServiceProcess,
+    TokenFactory,
+    free_port,
+    jwks_server,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -326,37 +330,6 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
 # -- http ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _jwks(tokens: TokenFactory) -> Iterator[str]:
-    body = json.dumps(tokens.jwks()).encode()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @contextmanager
 def _replica(jwks_url: str, extra: dict[str, str]) -> Iterator[str]:
     with _replica_process(jwks_url, extra) as (url, _):
@@ -367,32 +340,21 @@ def _replica(jwks_url: str, extra: dict[str, str]) -> Iterator[str]:
 def _replica_process(
     jwks_url: str, extra: dict[str, str]
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
     env = _api_env(
         {
-            "API_HTTP__PORT": str(port),
             "API_AUTH__JWKS_URL": jwks_url,
             "API_AUTH__ISSUER": TEST_ISSUER,
             "API_AUTH__AUDIENCE": TEST_AUDIENCE,
             **extra,
         }
     )
+    port = free_port()
     log = Path(tempfile.gettempdir()) / f"geofence-bench-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from api.main import serve; serve()"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    replica = ServiceProcess.start("api", env, log, port=port)
     try:
-        yield f"http://127.0.0.1:{port}", process
+        yield replica.url, replica.process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        replica.stop(timeout_s=20)
 
 
 def _wait_warm(url: str, admin: dict[str, str], want_cache: bool) -> None:
@@ -484,7 +446,7 @@ def http(args: argparse.Namespace) -> dict[str, Any]:
         "API_OUTBOX__RELAY_ENABLED": "false",
         "API_TRACING__SAMPLE_RATIO": str(args.trace_sample_ratio),
     }
-    with _jwks(tokens) as jwks_url:
+    with jwks_server(tokens) as jwks_url:
         for mode, extra in (
             ("cache", {}),
             ("postgis", {"API_GEOFENCE__FORCE_POSTGIS": "true"}),
@@ -544,7 +506,7 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
             )
     lags: list[float] = []
     with (
-        _jwks(tokens) as jwks_url,
+        jwks_server(tokens) as jwks_url,
         _replica(jwks_url, {}) as writer,
         _replica(jwks_url, {"API_OUTBOX__RELAY_ENABLED": "false"}) as reader,
     ):

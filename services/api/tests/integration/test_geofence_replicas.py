@@ -8,20 +8,12 @@ Each replica's cache follows the ``stock`` topic on its own; the bound asserted 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
-import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,29 +21,17 @@ import psycopg
 import pytest
 
 from conftest import REPO, Infra
-from servicekit.testing import TEST_AUDIENCE, TEST_ISSUER, TokenFactory
+from servicekit.testing import (
+    TEST_AUDIENCE,
+    TEST_ISSUER,
+    ServiceProcess,
+    TokenFactory,
+    jwks_server,
+)
 
 pytestmark = pytest.mark.integration
 
 BOUND_S = 10.0  # generous: the machine is shared; the 1 s p99 goal is measured in bench/
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Replica:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="module")
@@ -61,71 +41,42 @@ def tokens() -> TokenFactory:
 
 @pytest.fixture(scope="module")
 def jwks_url(tokens: TokenFactory) -> Iterator[str]:
-    body = json.dumps(tokens.jwks()).encode()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with jwks_server(tokens) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def replicas(
     infra: Infra, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[Replica]]:
+) -> Iterator[list[ServiceProcess]]:
     logs = tmp_path_factory.mktemp("geofence-replicas")
-    started: list[Replica] = []
+    started: list[ServiceProcess] = []
     try:
         for index in range(2):
-            port = _free_port()
             env = {
                 **os.environ,
                 "MAGAM_PROFILE": "prod",
                 "MAGAM_ALLOW_DEV_SECRETS": "1",
                 "MAGAM_CONFIG_REPO": str(REPO / "config-repo"),
                 **infra.pg_env("api"),
-                "API_HTTP__PORT": str(port),
                 "API_AUTH__JWKS_URL": jwks_url,
                 "API_AUTH__ISSUER": TEST_ISSUER,
                 "API_AUTH__AUDIENCE": TEST_AUDIENCE,
             }
-            log = logs / f"api-{index}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-c", "from api.main import serve; serve()"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Replica(port, process, log))
+            started.append(ServiceProcess.start("api", env, logs / f"api-{index}.log"))
         yield started
     finally:
         for replica in started:
             replica.process.terminate()
         for replica in started:
-            try:
-                replica.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
+            replica.stop(timeout_s=20)
 
 
-def _wait(replica: Replica, what: str, check: Callable[[], Any], deadline_s: float) -> Any:
+def _wait(replica: ServiceProcess, what: str, check: Callable[[], Any], deadline_s: float) -> Any:
     deadline = time.monotonic() + deadline_s
     while True:
         if replica.process.poll() is not None:
-            pytest.fail(f"api:{replica.port} exited:\n{replica.log.read_text()[-3000:]}")
+            pytest.fail(f"api:{replica.port} exited:\n{replica.tail()}")
         try:
             result = check()
         except httpx.TransportError:
@@ -133,7 +84,7 @@ def _wait(replica: Replica, what: str, check: Callable[[], Any], deadline_s: flo
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"api:{replica.port} never {what}:\n{replica.log.read_text()[-3000:]}")
+            pytest.fail(f"api:{replica.port} never {what}:\n{replica.tail()}")
         time.sleep(0.02)
 
 
@@ -160,12 +111,12 @@ def _store_with_manager(infra: Infra, lat: float, lon: float, manager: str) -> s
 
 
 def test_a_deal_change_through_one_replica_is_searchable_on_the_other(
-    replicas: list[Replica], infra: Infra, tokens: TokenFactory
+    replicas: list[ServiceProcess], infra: Infra, tokens: TokenFactory
 ) -> None:
     writer, reader = replicas
     admin = tokens.headers("geo-admin", ["admin"])
 
-    def warm(replica: Replica) -> bool:
+    def warm(replica: ServiceProcess) -> bool:
         stats = httpx.get(f"{replica.url}/admin/geofence/cache", headers=admin).json()
         return bool(stats.get("warm"))
 

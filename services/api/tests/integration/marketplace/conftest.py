@@ -31,7 +31,9 @@ class Api:
     def sessions(self) -> Any:
         return self.app.state.sessions
 
-    async def store(self, lon: float = 127.0447, lat: float = 37.5477) -> str:
+    async def store(
+        self, lon: float = 127.0447, lat: float = 37.5477, district_code: str = "11200"
+    ) -> str:
         store_id = f"T{uuid.uuid4().hex[:19].upper()}"
         async with self.sessions() as session, session.begin():
             session.add(
@@ -41,8 +43,8 @@ class Api:
                     branch="",
                     category_code="I21001",
                     address="서울특별시 성동구 왕십리로 114",
-                    district_code="11200",
-                    dong_code="11200660",
+                    district_code=district_code,
+                    dong_code=f"{district_code}660",
                     location=LonLat(lon, lat),
                 )
             )

@@ -14,7 +14,9 @@ from .conftest import Api
 
 pytestmark = pytest.mark.integration
 
-DISTRICT = "11200"  # the fixture's stores
+# 강동구: no other test puts stores there, so its gauges move only with this test's deal (the
+# fixture's other stores are all in 11200, where other tests' deals come and go meanwhile).
+DISTRICT = "11740"
 
 
 async def _scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -56,7 +58,9 @@ async def test_metrics_show_entries_bytes_and_staleness_moving_with_deals(api: A
     deals_before = before.get(
         ("magam_geofence_cache_deals", (("district", DISTRICT), ("service", "api"))), 0.0
     )
-    store = await api.store(lat=random.uniform(37.45, 37.68), lon=random.uniform(126.82, 127.15))
+    store = await api.store(
+        lat=random.uniform(37.52, 37.55), lon=random.uniform(127.12, 127.15), district_code=DISTRICT
+    )
     manager = await api.manager_of(store)
     deal = await api.deal(store, manager, quantity=1)
     # Other tests add deals too: wait until ours is in the cache, then read the gauges.
