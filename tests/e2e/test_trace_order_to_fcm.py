@@ -107,7 +107,7 @@ def test_an_order_is_one_trace_from_api_to_the_fcm_call(
         try:
             push.wait_ready()
             api.wait_ready()
-            _place_an_order_and_check_the_trace(infra, factory, fcm, api.port, push.port, tmp_path)
+            _place_an_order_and_check_the_trace(infra, factory, fcm, api, push, tmp_path)
         except BaseException as failure:
             # What the services said is the first thing whoever reads the failure needs.
             tails = "\n".join(f"--- {p.service}.log ---\n{p.tail(4000)}" for p in (api, push))
@@ -121,8 +121,8 @@ def _place_an_order_and_check_the_trace(
     infra: Infra,
     factory: TokenFactory,
     fcm: RunningFcm,
-    api_port: int,
-    push_port: int,
+    api_process: ServiceProcess,
+    push_process: ServiceProcess,
     logs: Path,
 ) -> None:
     store = f"E{uuid.uuid4().hex[:19].upper()}"
@@ -138,12 +138,17 @@ def _place_an_order_and_check_the_trace(
             (store,),
         )
     with (
-        httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=90) as api,
-        httpx.Client(base_url=f"http://127.0.0.1:{push_port}", timeout=90) as push,
+        httpx.Client(base_url=api_process.url, timeout=90) as api,
+        httpx.Client(base_url=push_process.url, timeout=90) as push,
     ):
         trace_id, device_token = _order_through_the_apis(factory, api, push, store)
-        _check(trace_id, device_token, fcm, logs)
+        _wait_delivered(device_token, fcm)
         api_metrics, push_metrics = api.get("/metrics").text, push.get("/metrics").text
+    # A graceful stop (SIGTERM, as Kubernetes sends) flushes both services' span processors: the
+    # trace is then complete in Zipkin, whatever the exporters' batching delay on a busy machine.
+    api_process.stop()
+    push_process.stop()
+    _check(trace_id, logs)
     assert 'magam_http_requests_total{method="POST",route="/customer/orders"' in api_metrics
     assert "magam_outbox_backlog" in api_metrics
     assert 'magam_pushes_total{outcome="sent"' in push_metrics
@@ -201,7 +206,7 @@ def _order_through_the_apis(
     return trace_id, device_token
 
 
-def _check(trace_id: str, device_token: str, fcm: RunningFcm, logs: Path) -> None:
+def _wait_delivered(device_token: str, fcm: RunningFcm) -> None:
     deadline = time.monotonic() + 60
     while (
         not any(r.target == device_token for r in fcm.fake.accepted())
@@ -212,6 +217,8 @@ def _check(trace_id: str, device_token: str, fcm: RunningFcm, logs: Path) -> Non
     assert delivered, "the manager's phone got no notification"
     assert delivered[-1].data.get("type") == "order.placed"
 
+
+def _check(trace_id: str, logs: Path) -> None:
     spans = _spans(trace_id)
     by_id = {s["id"]: s for s in spans}
     names = sorted({(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"]) for s in spans})
