@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.geofence.index import DistrictGrid, GeoIndex
@@ -78,6 +78,16 @@ offsets = st.tuples(st.floats(-0.05, 0.05), st.floats(-0.06, 0.06))
     query_offsets=st.lists(offsets, min_size=1, max_size=4),
     radii=st.lists(st.floats(0, 5000), min_size=1, max_size=3),
     edge_picks=st.lists(st.integers(0, 10_000), min_size=1, max_size=3),
+)
+# Found by this test: PostGIS holds points within 1e-12 rad of each other for the same point
+# (distance 0, so within radius 0); a geodesic says 9 nm.
+@example(
+    center=(37.5, 127.0),
+    store_offsets=[(0.0, 0.0)],
+    districts=1,
+    query_offsets=[(0.0, 1e-13)],
+    radii=[0.0],
+    edge_picks=[0],
 )
 def test_index_equals_postgis_st_dwithin_on_geography(
     pg: psycopg.Connection[tuple[object, ...]],

@@ -31,9 +31,17 @@ def _postgis_degrees(value: float) -> float:
     return (math.pi * value / 180.0) * 180.0 / math.pi
 
 
+# PostGIS's FP_TOLERANCE: two points whose radian coordinates differ by no more than this are
+# the same point (``geographic_point_equals`` in lwgeodetic.c), at distance 0 — a few micrometres.
+_SAME_POINT_RAD = 1e-12
+
+
 def geodesic_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """The spheroid distance in meters, as PostGIS's ``ST_Distance(geography, geography)``."""
-    if lat1 == lat2 and lon1 == lon2:
+    if (
+        abs(math.pi * lat1 / 180.0 - math.pi * lat2 / 180.0) <= _SAME_POINT_RAD
+        and abs(math.pi * lon1 / 180.0 - math.pi * lon2 / 180.0) <= _SAME_POINT_RAD
+    ):
         return 0.0
     s12 = _GEOD.Inverse(
         _postgis_degrees(lat1),

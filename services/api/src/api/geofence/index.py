@@ -255,7 +255,7 @@ class GeoIndex:
         r0 = math.floor((lat0 - dlat + 90.0) / ROW_DEG)
         n = math.floor((lat0 + dlat + 90.0) / ROW_DEG) - r0 + 1
         held = math.floor((lat0 + 90.0) / ROW_DEG - r0)
-        position, d2, band_at = kernel.query(
+        position, d2, close = kernel.query(
             self.points,
             self.first,
             self._kmeta,
@@ -270,10 +270,15 @@ class GeoIndex:
             sure,
             maybe,
             (metric.ky0, metric.ky1, metric.kx0, metric.kx1),
+            radius_m,
         )
-        if len(band_at):  # the band: settled on the spheroid
+        if len(close):  # within a hair of the radius: GeographicLib decides, as PostGIS does
             inside = np.ones(len(d2), dtype=bool)
-            self._settle(position.take(band_at), band_at, lat0, lon0, radius_m, inside, d2)
+            for j in close.tolist():
+                p = int(position[j])
+                distance = geodesic_m(float(self.lat[p]), float(self.lon[p]), lat0, lon0)
+                inside[j] = distance <= radius_m
+                d2[j] = distance * distance
             if not inside.all():
                 kept = np.flatnonzero(inside)
                 position = np.concatenate((position.take(kept), position[len(d2) :]))

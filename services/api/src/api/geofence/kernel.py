@@ -4,10 +4,11 @@ It does exactly what :meth:`api.geofence.index.GeoIndex.within_numpy` does with 
 calls — the same floating-point operations in the same order (no fast-math, so no reassociation
 and no fused multiply-adds), hence the same cells, the same classification and the same order of
 hits: for every row the circle's box touches, the inner and outer column runs; for every visited
-district, the four slice bounds from the cell table; edge points (outer minus inner) tested with
-the mid-latitude distance; inner runs emitted wholesale. The few edge points within the band are
-returned and settled by :func:`settle_band`: Vincenty's inverse, compiled, and GeographicLib (as
-PostGIS) only for a point within a micrometre or so of the radius.
+district, the four slice bounds from the cell table (a row the district lacks, or whose run misses
+its columns, is skipped without a read); edge points (outer minus inner) tested with the
+mid-latitude distance; inner runs emitted wholesale. The few edge points within the band are
+settled in the same loop by Vincenty's inverse (compiled); only a point within ten micrometres
+of the radius is left to GeographicLib (as PostGIS), by the caller.
 
 Compiled once per machine and cached beside this file (``__pycache__``; in the image, where that
 is read-only, under the temp dir); :func:`warm` loads or compiles it when an index is built, so
@@ -63,149 +64,6 @@ _SIDE_LO = -1.0 / COL_DEG
 _SIDE_HI = 1.0 / COL_DEG
 _NUDGE_LO = -EPS_DEG / COL_DEG
 _NUDGE_HI = EPS_DEG / COL_DEG
-
-
-@_jit
-def _query(  # noqa: PLR0912 — one flat kernel is the point: no calls in the hot loop
-    points: Floats,
-    first: Ints,
-    meta: Ints,
-    bounds: Floats,
-    lat0: float,
-    lon0: float,
-    dlat: float,
-    dlon: float,
-    r0: int,
-    n: int,
-    held_lo: int,
-    held_hi: int,
-    sure: float,
-    maybe: float,
-    ky0: float,
-    ky1: float,
-    kx0: float,
-    kx1: float,
-) -> tuple[Ints, Floats, Ints]:
-    # Districts whose point bounds meet the circle's box, in index order.
-    south, north = lat0 - dlat, lat0 + dlat
-    west, east = lon0 - dlon, lon0 + dlon
-    nd = bounds.shape[0]
-    visit = np.empty(nd, dtype=np.int64)
-    nv = 0
-    for d in range(nd):
-        if (
-            bounds[d, 0] <= north
-            and bounds[d, 2] >= south
-            and bounds[d, 1] <= east
-            and bounds[d, 3] >= west
-        ):
-            visit[nv] = d
-            nv += 1
-    # Column bounds per row: outer start, inner start, inner end, outer end (ends exclusive).
-    cols = np.empty((4, n), dtype=np.int64)
-    off = r0 * ROW_DEG - (90.0 + lat0)
-    lon_c = (lon0 + 180.0) / COL_DEG
-    nudge_lo = _NUDGE_LO + lon_c
-    nudge_hi = _NUDGE_HI + lon_c
-    for i in range(n):
-        start = i * ROW_DEG
-        a = (start - EPS_DEG) + off
-        b = (start + _ROW_END) + off
-        dya = a * (ky0 + ky1 * a)
-        dya *= dya
-        dyb = b * (ky0 + ky1 * b)
-        dyb *= dyb
-        room0 = sure - max(dya, dyb)
-        room1 = maybe - min(dya, dyb)
-        if held_lo <= i < held_hi:
-            room1 = maybe
-        room0 = math.sqrt(max(room0, 0.0))
-        room1 = math.sqrt(max(room1, 0.0))
-        kxa = kx0 + kx1 * a
-        kxb = kx0 + kx1 * b
-        if kx1 < 0:
-            room0 /= kxa
-            room1 /= kxb
-        else:
-            room0 /= kxb
-            room1 /= kxa
-        cols[0, i] = math.floor(room1 * _SIDE_LO + nudge_lo)
-        cols[1, i] = math.floor(room0 * _SIDE_LO + nudge_hi) + 1
-        cols[2, i] = max(math.floor(room0 * _SIDE_HI + nudge_lo), cols[1, i])
-        cols[3, i] = math.floor(room1 * _SIDE_HI + nudge_hi) + 1
-    # Slice bounds per (district, row), district-major, and how many points each kind holds.
-    m = nv * n
-    at = np.empty((4, m), dtype=np.int64)
-    n_edge = 0
-    n_inner = 0
-    for v in range(nv):
-        d = visit[v]
-        row0 = meta[0, d]
-        last = meta[1, d]
-        col0 = meta[2, d]
-        ncols = meta[3, d]
-        base = meta[4, d]
-        for i in range(n):
-            row = min(max(r0 + 1 + i - row0, 0), last) * ncols + base
-            k = v * n + i
-            for j in range(4):
-                at[j, k] = first[min(max(cols[j, i] - col0, 0), ncols) + row]
-            n_edge += max(at[1, k] - at[0, k], 0) + max(at[3, k] - at[2, k], 0)
-            n_inner += max(at[2, k] - at[1, k], 0)
-    position = np.empty(n_edge + n_inner, dtype=np.int64)
-    d2 = np.empty(n_edge, dtype=np.float64)
-    band = np.empty(n_edge, dtype=np.int64)
-    kept = 0
-    nb = 0
-    # Edge slices first (every left one, then every right one), as the NumPy path orders them.
-    for side in range(2):
-        lo = 2 * side
-        for k in range(m):
-            for p in range(at[lo, k], at[lo + 1, k]):
-                y = points[p, 0] - lat0
-                x = points[p, 1] - lon0
-                sy = y * ky1 + ky0
-                sx = y * kx1 + kx0
-                y *= sy
-                x *= sx
-                q = y * y + x * x
-                if q <= maybe:
-                    if q > sure:
-                        band[nb] = kept
-                        nb += 1
-                    position[kept] = p
-                    d2[kept] = q
-                    kept += 1
-    total = kept
-    for k in range(m):
-        for p in range(at[1, k], at[2, k]):
-            position[total] = p
-            total += 1
-    return position[:total], d2[:kept], band[:nb]
-
-
-def query(
-    points: Floats,
-    first: Ints,
-    meta: Ints,
-    bounds: Floats,
-    lat0: float,
-    lon0: float,
-    dlat: float,
-    dlon: float,
-    r0: int,
-    n: int,
-    held: tuple[int, int],
-    sure: float,
-    maybe: float,
-    k: tuple[float, float, float, float],
-) -> tuple[Ints, Floats, Ints]:
-    """Positions of the edge points within ``maybe`` (first) and of every inner point; the edge
-    points' squared distances; which of the edge points lie in the band (indexes into them)."""
-    result: tuple[Ints, Floats, Ints] = _query(
-        points, first, meta, bounds, lat0, lon0, dlat, dlon, r0, n, *held, sure, maybe, *k
-    )
-    return result
 
 
 # WGS84 as PostGIS builds it (b = a - a/rf, then f), duplicated from geodesy.py (which imports
@@ -269,6 +127,168 @@ def _vincenty_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 @_jit
+def _query(  # noqa: PLR0912 — one flat kernel is the point: no calls in the hot loop
+    points: Floats,
+    first: Ints,
+    meta: Ints,
+    bounds: Floats,
+    lat0: float,
+    lon0: float,
+    dlat: float,
+    dlon: float,
+    r0: int,
+    n: int,
+    held_lo: int,
+    held_hi: int,
+    sure: float,
+    maybe: float,
+    ky0: float,
+    ky1: float,
+    kx0: float,
+    kx1: float,
+    radius_m: float,
+) -> tuple[Ints, Floats, Ints]:
+    # Districts whose point bounds meet the circle's box, in index order.
+    south, north = lat0 - dlat, lat0 + dlat
+    west, east = lon0 - dlon, lon0 + dlon
+    nd = bounds.shape[0]
+    visit = np.empty(nd, dtype=np.int64)
+    nv = 0
+    for d in range(nd):
+        if (
+            bounds[d, 0] <= north
+            and bounds[d, 2] >= south
+            and bounds[d, 1] <= east
+            and bounds[d, 3] >= west
+        ):
+            visit[nv] = d
+            nv += 1
+    # Column bounds per row: outer start, inner start, inner end, outer end (ends exclusive).
+    cols = np.empty((4, n), dtype=np.int64)
+    off = r0 * ROW_DEG - (90.0 + lat0)
+    lon_c = (lon0 + 180.0) / COL_DEG
+    nudge_lo = _NUDGE_LO + lon_c
+    nudge_hi = _NUDGE_HI + lon_c
+    for i in range(n):
+        start = i * ROW_DEG
+        a = (start - EPS_DEG) + off
+        b = (start + _ROW_END) + off
+        dya = a * (ky0 + ky1 * a)
+        dya *= dya
+        dyb = b * (ky0 + ky1 * b)
+        dyb *= dyb
+        room0 = sure - max(dya, dyb)
+        room1 = maybe - min(dya, dyb)
+        if held_lo <= i < held_hi:
+            room1 = maybe
+        room0 = math.sqrt(max(room0, 0.0))
+        room1 = math.sqrt(max(room1, 0.0))
+        kxa = kx0 + kx1 * a
+        kxb = kx0 + kx1 * b
+        if kx1 < 0:
+            room0 /= kxa
+            room1 /= kxb
+        else:
+            room0 /= kxb
+            room1 /= kxa
+        cols[0, i] = math.floor(room1 * _SIDE_LO + nudge_lo)
+        cols[1, i] = math.floor(room0 * _SIDE_LO + nudge_hi) + 1
+        cols[2, i] = max(math.floor(room0 * _SIDE_HI + nudge_lo), cols[1, i])
+        cols[3, i] = math.floor(room1 * _SIDE_HI + nudge_hi) + 1
+    # Slice bounds of the (district, row) pairs that can hold a point, district-major: a row the
+    # district lacks, or whose outer run misses the district's columns, is skipped unread (its
+    # slices would all be empty: the padding row, or one clamped column).
+    at = np.empty((4, nv * n), dtype=np.int64)
+    m = 0
+    n_edge = 0
+    n_inner = 0
+    for v in range(nv):
+        d = visit[v]
+        row0 = meta[0, d]
+        last = meta[1, d]
+        col0 = meta[2, d]
+        ncols = meta[3, d]
+        base = meta[4, d]
+        # Rows 1 .. last - 1 of the district's table hold points (0 and last are padding).
+        i_lo = max(row0 - r0, 0)
+        i_hi = min(row0 + last - 1 - r0, n)
+        for i in range(i_lo, i_hi):
+            if cols[3, i] <= col0 or cols[0, i] >= col0 + ncols:
+                continue
+            row = (r0 + 1 + i - row0) * ncols + base
+            for j in range(4):
+                at[j, m] = first[min(max(cols[j, i] - col0, 0), ncols) + row]
+            n_edge += max(at[1, m] - at[0, m], 0) + max(at[3, m] - at[2, m], 0)
+            n_inner += max(at[2, m] - at[1, m], 0)
+            m += 1
+    position = np.empty(n_edge + n_inner, dtype=np.int64)
+    d2 = np.empty(n_edge, dtype=np.float64)
+    close = np.empty(n_edge, dtype=np.int64)
+    kept = 0
+    nc = 0
+    # Edge slices first (every left one, then every right one), as the NumPy path orders them.
+    # A point in the band (within ``maybe`` but not ``sure``) is settled here on the spheroid:
+    # Vincenty; and one within VINCENTY_SLACK_M of the radius is kept and listed in ``close``
+    # for GeographicLib, as PostGIS measures it.
+    for side in range(2):
+        lo = 2 * side
+        for k in range(m):
+            for p in range(at[lo, k], at[lo + 1, k]):
+                y = points[p, 0] - lat0
+                x = points[p, 1] - lon0
+                sy = y * ky1 + ky0
+                sx = y * kx1 + kx0
+                y *= sy
+                x *= sx
+                q = y * y + x * x
+                if q <= maybe:
+                    if q > sure:
+                        dist = _vincenty_m(points[p, 0], points[p, 1], lat0, lon0)
+                        if abs(dist - radius_m) <= VINCENTY_SLACK_M:
+                            close[nc] = kept
+                            nc += 1
+                        elif dist > radius_m:
+                            continue
+                        q = dist * dist
+                    position[kept] = p
+                    d2[kept] = q
+                    kept += 1
+    total = kept
+    for k in range(m):
+        for p in range(at[1, k], at[2, k]):
+            position[total] = p
+            total += 1
+    return position[:total], d2[:kept], close[:nc]
+
+
+def query(
+    points: Floats,
+    first: Ints,
+    meta: Ints,
+    bounds: Floats,
+    lat0: float,
+    lon0: float,
+    dlat: float,
+    dlon: float,
+    r0: int,
+    n: int,
+    held: tuple[int, int],
+    sure: float,
+    maybe: float,
+    k: tuple[float, float, float, float],
+    radius_m: float,
+) -> tuple[Ints, Floats, Ints]:
+    """Positions of the edge points within the radius (first; band points settled by Vincenty)
+    and of every inner point; the edge points' squared distances (exact for band points); which
+    edge points lie so close to the radius that only GeographicLib may decide (indexes into them,
+    kept for now, their squared Vincenty distance in place)."""
+    result: tuple[Ints, Floats, Ints] = _query(
+        points, first, meta, bounds, lat0, lon0, dlat, dlon, r0, n, *held, sure, maybe, *k, radius_m
+    )
+    return result
+
+
+@_jit
 def _settle(lats: Floats, lons: Floats, lat0: float, lon0: float, radius_m: float) -> Floats:
     out = np.empty(len(lats), dtype=np.float64)
     for i in range(len(lats)):
@@ -298,6 +318,7 @@ def warm() -> None:
     first[2:] = 1
     meta = np.ascontiguousarray(np.array([[0], [2], [0], [1], [0]], dtype=np.int64))
     bounds = np.array([[37.5, 127.0, 37.5, 127.0]], dtype=np.float64)
-    query(points, first, meta, bounds, 37.5, 127.0, 0.01, 0.01, 0, 1, (0, 0), 1.0, 2.0, (1.0,) * 4)
+    corner = (37.5, 127.0, 0.01, 0.01, 0, 1, (0, 0), 1.0, 2.0, (1.0,) * 4, 1.0)
+    query(points, first, meta, bounds, *corner)
     settle_band(points[:, 0].copy(), points[:, 1].copy(), 37.51, 127.01, 1000.0)
     _warmed = True
