@@ -18,6 +18,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -98,15 +99,6 @@ def add(session: AsyncSession, event: Event) -> None:
     session.add(OutboxEvent(**row_values(event)))
 
 
-def _record(row: OutboxEvent) -> OutgoingRecord:
-    return OutgoingRecord(
-        topic=row.topic,
-        key=row.key.encode(),
-        value=row.payload,
-        headers=[(k, v.encode()) for k, v in row.headers],
-    )
-
-
 async def backlog(session: AsyncSession) -> tuple[int, datetime | None]:
     """How many events wait to be published, and when the oldest was written."""
     count, oldest = (
@@ -119,7 +111,89 @@ async def backlog(session: AsyncSession) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
+# Advisory locks of the relay: (space, shard) per shard, (space, _DDL_LOCK) while the trigger is
+# installed. Kept as they were: relays of the previous release share the shards safely.
+_LOCK_SPACE = 0x6D61_6761
+_DDL_LOCK = 1_000
+#: NOTIFY channel of the insert trigger; its payload is empty (a wake-up, not data).
+CHANNEL = "magam_outbox"
+
+# One statement per pass: try the shard locks, then each locked shard's oldest unsent rows (a
+# bounded index scan per shard, whatever the backlog), the oldest ``limit`` of them overall. Each
+# shard's rows are a prefix of its unsent rows in id order, so per-shard order holds.
+_CLAIM = text(
+    """
+    WITH mine AS MATERIALIZED (
+        SELECT s FROM generate_series(0, :last_shard) AS s
+        WHERE pg_try_advisory_xact_lock(:space, s)
+    )
+    SELECT o.id, o.topic, o.key, o.payload, o.headers
+    FROM mine, LATERAL (
+        SELECT id, topic, key, payload, headers FROM outbox_events
+        WHERE sent_at IS NULL AND shard = mine.s
+        ORDER BY id LIMIT :limit
+    ) AS o
+    ORDER BY o.id LIMIT :limit
+    """
+).columns(
+    OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, OutboxEvent.payload, OutboxEvent.headers
+)
+_MARK_SENT = text("UPDATE outbox_events SET sent_at = now() WHERE id = ANY(:ids)")
+
+# A statement-level trigger: one NOTIFY per inserting statement, delivered at commit (so never
+# for a rolled-back row) and folded into one per transaction by PostgreSQL.
+_NOTIFY_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION outbox_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', '');
+    RETURN NULL;
+END
+$$
+"""
+_NOTIFY_TRIGGER = """
+CREATE TRIGGER outbox_events_notify AFTER INSERT ON outbox_events
+FOR EACH STATEMENT EXECUTE FUNCTION outbox_events_notify()
+"""
+
+
+async def install_notify_trigger(session: AsyncSession) -> bool:
+    """Creates the insert trigger that wakes relays, unless it exists; True if it created it.
+    Serialised by an advisory lock, so replicas starting together do not race the DDL."""
+    await session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, _DDL_LOCK)))
+    exists = await session.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'outbox_events_notify'"
+            " AND tgrelid = 'outbox_events'::regclass)"
+        )
+    )
+    if exists:
+        return False
+    await session.execute(text(_NOTIFY_FUNCTION))
+    await session.execute(text(_NOTIFY_TRIGGER))
+    return True
+
+
+def _record(row: Any) -> OutgoingRecord:
+    return OutgoingRecord(
+        topic=row.topic,
+        key=row.key.encode(),
+        value=row.payload,
+        headers=[(k, v.encode()) for k, v in row.headers],
+    )
+
+
 class OutboxRelay:
+    """Publishes committed outbox rows to the broker, oldest first per shard.
+
+    On PostgreSQL a pass is one transaction: one statement takes the free shards' advisory locks
+    and reads their oldest unsent rows, the broker acks them, one statement marks them sent. Rows
+    are not claimed one by one (``FOR UPDATE SKIP LOCKED``): skipping a locked row would let a
+    second relay publish a store's later event before its earlier one; the shard lock keeps the
+    order. The relay sleeps until the insert trigger's NOTIFY wakes it (``LISTEN`` on its own
+    connection), polling every ``listen_poll_s`` as a fallback and every ``idle_poll_s`` while
+    it is not listening (no connection yet, or ``notify`` off, or SQLite).
+    """
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -127,25 +201,46 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_poll_s: float = 0.05,
+        notify: bool = True,
+        listen_poll_s: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
+        self._notify = notify
+        self._listen_poll_s = listen_poll_s
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        #: True while the LISTEN connection is up (the long poll is safe only then).
+        self.listening = False
         self.published = 0
 
-    async def _publish_shard(self, session: AsyncSession, shard: int) -> int:
-        if session.get_bind().dialect.name == "postgresql":
-            locked = await session.scalar(
-                select(func.pg_try_advisory_xact_lock(0x6D61_6761, shard))
-            )
-            if not locked:
-                return 0  # another relay owns this shard right now
+    async def _publish_postgresql(self, session: AsyncSession) -> int:
         rows = (
-            await session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.sent_at.is_(None), OutboxEvent.shard == shard)
+            await session.execute(
+                _CLAIM,
+                {"limit": self._batch_size, "last_shard": SHARDS - 1, "space": _LOCK_SPACE},
+            )
+        ).all()
+        if not rows:
+            return 0
+        await self._publisher.send_batch([_record(r) for r in rows])
+        await session.execute(_MARK_SENT, {"ids": [r.id for r in rows]})
+        return len(rows)
+
+    async def _publish_portable(self, session: AsyncSession) -> int:
+        """SQLite (the local profile's single process): no locks, the same order."""
+        rows = (
+            await session.execute(
+                select(
+                    OutboxEvent.id,
+                    OutboxEvent.topic,
+                    OutboxEvent.key,
+                    OutboxEvent.payload,
+                    OutboxEvent.headers,
+                )
+                .where(OutboxEvent.sent_at.is_(None))
                 .order_by(OutboxEvent.id)
                 .limit(self._batch_size)
             )
@@ -161,13 +256,14 @@ class OutboxRelay:
         return len(rows)
 
     async def publish_pending(self) -> int:
-        """One pass over every shard; returns how many events were published."""
-        total = 0
-        for shard in range(SHARDS):
-            async with self._sessions() as session, session.begin():
-                total += await self._publish_shard(session, shard)
-        self.published += total
-        return total
+        """One pass over every shard this relay can lock; returns how many events it published."""
+        async with self._sessions() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                published = await self._publish_postgresql(session)
+            else:
+                published = await self._publish_portable(session)
+        self.published += published
+        return published
 
     async def report_backlog(self) -> None:
         """Updates the backlog gauges (a count of unsent rows; run about once a second)."""
@@ -186,30 +282,79 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 
+    async def _listen_forever(self) -> None:
+        """Holds a LISTEN connection; every notification (and every reconnect: rows may have
+        been committed while nobody listened) wakes the relay."""
+        async with self._sessions() as session:
+            engine = (await session.connection()).engine
+        if engine.dialect.name != "postgresql":
+            return
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        installed = False
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                if not installed:
+                    async with self._sessions() as session, session.begin():
+                        if await install_notify_trigger(session):
+                            log.info("outbox notify trigger installed")
+                    installed = True
+                async with await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, connect_timeout=3, application_name="api-outbox-listen"
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening = True
+                    self._wake.set()
+                    delay = 0.5
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away (or refused the DDL): poll meanwhile
+                log.warning("outbox listener failed", extra={"error": repr(exc)[:300]})
+            finally:
+                self.listening = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
+
     async def run(self) -> None:
-        reporter = asyncio.create_task(self._report_forever(), name="outbox-backlog")
+        helpers = [asyncio.create_task(self._report_forever(), name="outbox-backlog")]
+        if self._notify:
+            helpers.append(asyncio.create_task(self._listen_forever(), name="outbox-listen"))
         try:
             await self._relay_forever()
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _relay_forever(self) -> None:
-        delay = self._idle_poll_s
+        failures = 0
         while not self._stopping.is_set():
+            self._wake.clear()  # a notification from here on means another pass
             try:
                 published = await self.publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker or the database is away: back off, keep rows
                 log.warning("outbox relay pass failed", extra={"error": repr(exc)[:300]})
-                delay = min(max(delay * 2, 0.5), 5.0)
-            else:
-                delay = 0 if published else self._idle_poll_s
-            if delay:
+                failures += 1
+                # Not woken by notifications: while the broker is away they would be a spin.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                    await asyncio.wait_for(
+                        self._stopping.wait(), timeout=min(0.5 * 2 ** (failures - 1), 5.0)
+                    )
+                continue
+            failures = 0
+            if published:
+                continue  # maybe more behind them
+            poll = self._listen_poll_s if self.listening else self._idle_poll_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
 
     async def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
