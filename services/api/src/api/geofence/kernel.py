@@ -289,7 +289,7 @@ def query(
 
 
 @_jit
-def _settle(lats: Floats, lons: Floats, lat0: float, lon0: float, radius_m: float) -> Floats:
+def _settle(lats: Floats, lons: Floats, lat0: float, lon0: float) -> Floats:
     out = np.empty(len(lats), dtype=np.float64)
     for i in range(len(lats)):
         out[i] = _vincenty_m(lats[i], lons[i], lat0, lon0)
@@ -301,7 +301,7 @@ def settle_band(
 ) -> tuple[Floats, npt.NDArray[np.bool_]]:
     """Spheroid distances of the band's points (Vincenty, compiled), and which of them lie so
     close to the radius (within :data:`VINCENTY_SLACK_M`) that only GeographicLib may decide."""
-    distances: Floats = _settle(lats, lons, lat0, lon0, radius_m)
+    distances: Floats = _settle(lats, lons, lat0, lon0)
     return distances, np.abs(distances - radius_m) <= VINCENTY_SLACK_M
 
 
