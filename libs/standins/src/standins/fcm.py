@@ -390,6 +390,8 @@ class RunningFcm:
     fake: FakeFcm
     base_url: str
     credentials_file: Path
+    #: Sends go over cleartext HTTP/2 with prior knowledge (h2c), as FCM speaks HTTP/2.
+    http2: bool = False
 
     @property
     def send_url(self) -> str:
@@ -403,20 +405,30 @@ class RunningFcm:
             f"{prefix}_FCM__PROJECT_ID": self.fake.project_id,
             f"{prefix}_FCM__CREDENTIALS_FILE": str(self.credentials_file),
             f"{prefix}_FCM__SEND_URL": self.send_url,
+            f"{prefix}_FCM__H2C": "true" if self.http2 else "false",
         }
 
 
 @contextmanager
-def running_fcm(directory: Path, project_id: str = "magam-test") -> Iterator[RunningFcm]:
+def running_fcm(
+    directory: Path, project_id: str = "magam-test", *, http2: bool = False
+) -> Iterator[RunningFcm]:
     """Serves a fresh stand-in in a background thread; writes its service account to
-    ``directory``."""
-    from standins.server import serve_in_thread  # noqa: PLC0415 — uvicorn only when serving
+    ``directory``. ``http2`` serves h2c (and HTTP/1.1, for the token exchange) instead of
+    HTTP/1.1 only."""
+    from standins.server import free_port, serve_in_thread  # noqa: PLC0415 — only when serving
 
     fake = FakeFcm(project_id=project_id)
-    with serve_in_thread(fake.app) as base:
+    if http2:
+        from standins.h2c import serve_h2c_in_thread  # noqa: PLC0415
+
+        serving = serve_h2c_in_thread(fake.app, free_port())
+    else:
+        serving = serve_in_thread(fake.app)
+    with serving as base:
         credentials = directory / "fcm-service-account.json"
         credentials.write_text(json.dumps(fake.service_account(base)), encoding="utf-8")
-        yield RunningFcm(fake, base, credentials)
+        yield RunningFcm(fake, base, credentials, http2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,9 @@ body in, one response out per stream, which is all FCM's API needs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import h2.config
@@ -83,6 +85,7 @@ class _Protocol(asyncio.Protocol):
         # The request being read: its head and body may come in separate packets.
         self._h11_request: h11.Request | None = None
         self._h11_body = bytearray()
+        self._flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -105,7 +108,13 @@ class _Protocol(asyncio.Protocol):
             data, self._head = self._head, b""
             if data.startswith(PREFACE):
                 self._h2 = h2.connection.H2Connection(
-                    h2.config.H2Configuration(client_side=False, header_encoding=None)
+                    h2.config.H2Configuration(
+                        client_side=False,
+                        header_encoding=None,
+                        # What clients send is still validated; our own answers need not be.
+                        validate_outbound_headers=False,
+                        normalize_outbound_headers=False,
+                    )
                 )
                 self._h2.initiate_connection()
             else:
@@ -139,7 +148,19 @@ class _Protocol(asyncio.Protocol):
                 self._window.set()
             elif isinstance(event, h2.events.ConnectionTerminated) and self._transport:
                 self._transport.close()
-        self._write(conn.data_to_send())
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Writes what h2 has queued once this loop turn is over: one write for every stream
+        answered in the turn, not one per stream."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._h2 is not None:
+            self._write(self._h2.data_to_send())
 
     async def _h2_respond(self, conn: h2.connection.H2Connection, stream_id: int) -> None:
         raw_headers, body = self._requests.pop(stream_id)
@@ -160,7 +181,7 @@ class _Protocol(asyncio.Protocol):
             self._write(conn.data_to_send())
             await self._window.wait()
         conn.send_data(stream_id, payload, end_stream=True)
-        self._write(conn.data_to_send())
+        self._flush_soon()
 
     # -- HTTP/1.1 -----------------------------------------------------------------------------
 
@@ -219,3 +240,43 @@ async def serve_h2c(app: App, host: str, port: int) -> None:
     server = await loop.create_server(lambda: _Protocol(app), host, port)
     async with server:
         await server.serve_forever()
+
+
+@contextmanager
+def serve_h2c_in_thread(app: App, port: int) -> Iterator[str]:
+    """Serves ``app`` over h2c (and HTTP/1.1) on 127.0.0.1:port from a background thread with its
+    own event loop, until the block ends; yields the base URL."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    servers: list[asyncio.Server] = []
+
+    async def start() -> None:
+        servers.append(await loop.create_server(lambda: _Protocol(app), "127.0.0.1", port))
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(start())
+        finally:
+            started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name=f"standin-h2c-{port}", daemon=True)
+    thread.start()
+    started.wait(10)
+    if not servers:
+        raise RuntimeError(f"the h2c stand-in did not start on port {port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+
+        async def stop() -> None:
+            servers[0].close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

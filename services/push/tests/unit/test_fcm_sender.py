@@ -1,13 +1,26 @@
-"""The FCM sender against the HTTP v1 stand-in: what each FCM answer means for us."""
+"""The FCM sender against the HTTP v1 stand-in: what each FCM answer means for us.
+
+Every test runs twice: over HTTP/2 (h2c, push's own transport — what production uses, with ALPN
+on FCM's https) and over HTTP/1.1 (httpx's pool, a plain ``http://`` URL).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from push.delivery.fcm import FcmSender
 from push.delivery.sender import Notification, Outcome
 from push.settings import FcmSettings
-from standins.fcm import RunningFcm
+from standins.fcm import RunningFcm, running_fcm
+
+
+@pytest.fixture(params=["h2c", "http1"])
+def fcm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningFcm]:
+    with running_fcm(tmp_path, http2=request.param == "h2c") as running:
+        yield running
 
 
 def fcm_settings(fcm: RunningFcm) -> FcmSettings:
@@ -16,6 +29,7 @@ def fcm_settings(fcm: RunningFcm) -> FcmSettings:
         project_id=fcm.fake.project_id,
         credentials_file=fcm.credentials_file,
         send_url=fcm.send_url,
+        h2c=fcm.http2,
     )
 
 

@@ -13,6 +13,8 @@ import json
 import logging
 import uuid
 import warnings
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import firebase_admin  # type: ignore[import-untyped]
@@ -26,6 +28,7 @@ from firebase_admin import (
 )
 from google.auth.transport import requests as google_requests
 
+from push.delivery.http2 import Http2Transport
 from push.delivery.sender import Notification, Outcome, SendResult
 from push.settings import FcmSettings
 
@@ -91,24 +94,31 @@ def classify(error: exceptions.FirebaseError) -> SendResult:
     return SendResult(Outcome.REJECTED, reason=reason)
 
 
-def to_message(n: Notification) -> messaging.Message:
-    target: dict[str, str] = {"fid": n.target} if n.target_kind == "fid" else {"token": n.target}
+@contextmanager
+def _token_targets_allowed() -> Iterator[None]:
+    """firebase-admin 7.7 deprecates Message.token for Message.fid; devices still register
+    tokens, and FCM still takes them, so both kinds are sent as stored. (Entered once per
+    batch: ``catch_warnings`` resets the warning filters' cache each time.)"""
     with warnings.catch_warnings():
-        # firebase-admin 7.7 deprecates Message.token for Message.fid; devices still register
-        # tokens, and FCM still takes them, so both kinds are sent as stored.
         warnings.simplefilter("ignore", DeprecationWarning)
-        # The tag (Android) and collapse id (APNs) are the event id: a message repeated after a
-        # crash replaces the first on the phone instead of showing twice.
-        tag = n.data.get("event_id")
-        return messaging.Message(
-            notification=messaging.Notification(title=n.title, body=n.body),
-            data=n.data,
-            android=messaging.AndroidConfig(
-                priority="high", notification=messaging.AndroidNotification(tag=tag)
-            ),
-            apns=messaging.APNSConfig(headers={"apns-collapse-id": tag} if tag else None),
-            **target,
-        )
+        yield
+
+
+def to_message(n: Notification) -> messaging.Message:
+    """The FCM message for one notification (call inside ``_token_targets_allowed``)."""
+    target: dict[str, str] = {"fid": n.target} if n.target_kind == "fid" else {"token": n.target}
+    # The tag (Android) and collapse id (APNs) are the event id: a message repeated after a
+    # crash replaces the first on the phone instead of showing twice.
+    tag = n.data.get("event_id")
+    return messaging.Message(
+        notification=messaging.Notification(title=n.title, body=n.body),
+        data=n.data,
+        android=messaging.AndroidConfig(
+            priority="high", notification=messaging.AndroidNotification(tag=tag)
+        ),
+        apns=messaging.APNSConfig(headers={"apns-collapse-id": tag} if tag else None),
+        **target,
+    )
 
 
 class _NoCookies(httpx.Cookies):
@@ -122,28 +132,29 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
-class _BoundedTransport(httpx.AsyncBaseTransport):
-    """At most ``limit`` requests inside httpcore's pool at a time.
+class _CredentialFlow(_http_client.GoogleAuthCredentialFlow):  # type: ignore[misc]
+    """firebase-admin's auth flow (google-auth's ``before_request``, a forced refresh and one
+    more try on 401), with one google-auth transport for all requests: the original builds a
+    ``requests.Session`` for every request (~10% of a send's CPU), used only to refresh."""
 
-    httpcore re-scans every queued request of its pool for each request it assigns, so 500
-    requests of one ``send_each_async`` queued at once cost O(n²); waiting here is O(1). The
-    limit matches what the connections can carry anyway (streams per HTTP/2 connection ×
-    connections).
-    """
+    def __init__(self, credential: Any) -> None:
+        super().__init__(credential)
+        self._auth_request = google_requests.Request()
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
-        self._inner = inner
-        self._slots = asyncio.Semaphore(limit)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        async with self._slots:
-            response = await self._inner.handle_async_request(request)
-            # Read the (small) body inside the slot, so a slot is a whole exchange.
-            await response.aread()
-            return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        original = request.headers.copy()
+        refreshes = 0
+        while True:
+            request.headers = original.copy()
+            self.apply_auth_headers(request, self._auth_request)
+            response = yield request
+            if (
+                response.status_code not in self._refresh_status_codes
+                or refreshes >= self._max_refresh_attempts
+            ):
+                return
+            self._credential.refresh(self._auth_request)
+            refreshes += 1
 
 
 class FcmSender:
@@ -183,23 +194,24 @@ class FcmSender:
             timeout=settings.http_timeout_s,
             retry_config=_retry.HttpxRetry(max_retries=0),
         )
-        connections = settings.connections
-        # h2c: HTTP/2 with prior knowledge on an http:// URL (the stand-in); https negotiates
-        # HTTP/2 by ALPN, as with real FCM.
-        inner = _retry.HttpxRetryTransport(
-            retry=_retry.HttpxRetry(max_retries=0),
-            http1=not settings.h2c,
-            http2=True,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # HTTP/2 over our lean transport (push/delivery/http2.py): ALPN h2 on https:// (FCM),
+        # prior knowledge on the stand-in's http:// with ``h2c``; a plain http:// URL without
+        # h2c (the tests' HTTP/1.1 stand-in) keeps httpx's own HTTP/1.1 pool.
+        h2_transport = Http2Transport(
+            connections=settings.connections,
+            streams_per_connection=settings.streams_per_connection,
+            prior_knowledge=settings.h2c,
         )
-        transport = _BoundedTransport(inner, connections * settings.streams_per_connection)
+        http_transport: httpx.AsyncBaseTransport = (
+            h2_transport
+            if settings.h2c
+            else _retry.HttpxRetryTransport(retry=_retry.HttpxRetry(max_retries=0), http2=False)
+        )
         client._async_client = httpx.AsyncClient(
-            http1=not settings.h2c,
-            http2=True,
             timeout=settings.http_timeout_s,
             headers=client._headers,
-            auth=_http_client.GoogleAuthCredentialFlow(self._credential),
-            mounts={"http://": transport, "https://": transport},
+            auth=_CredentialFlow(self._credential),
+            mounts={"http://": http_transport, "https://": h2_transport},
         )
         client._async_client._cookies = _NoCookies()
         service._async_client = client
@@ -215,7 +227,9 @@ class FcmSender:
                 await asyncio.to_thread(self._credential.refresh, google_requests.Request())
 
     async def _send_batch(self, chunk: list[Notification]) -> list[SendResult]:
-        batch = await messaging.send_each_async([to_message(n) for n in chunk], app=self._app)
+        with _token_targets_allowed():
+            messages = [to_message(n) for n in chunk]
+        batch = await messaging.send_each_async(messages, app=self._app)
         results: list[SendResult] = []
         for response in batch.responses:
             if response.success:

@@ -1,0 +1,159 @@
+"""push's HTTP/2 transport against a scripted HTTP/2 server: what it sends again and what not.
+
+A request the server provably did not process (a stream above a GOAWAY's last stream id, or
+REFUSED_STREAM) is sent again on a fresh connection; one the server may have processed (the
+connection dropped mid-exchange) is never sent again by the transport — it fails, and push's
+retry policy decides. That is what keeps "no notification twice" true across reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import httpx
+import pytest
+
+from push.delivery.http2 import Http2Transport
+
+# What the scripted server does with a request: answer it, or misbehave (per connection number
+# and request number on that connection).
+Script = Callable[[int, int], str]
+Serve = Callable[[Script], Awaitable[tuple["ScriptedServer", str]]]
+
+
+@dataclass
+class ScriptedServer:
+    script: Script
+    connections: int = 0
+    processed: list[bytes] = field(default_factory=list)
+    headers: list[dict[bytes, bytes]] = field(default_factory=list)
+
+
+class _ServerProtocol(asyncio.Protocol):
+    def __init__(self, server: ScriptedServer) -> None:
+        self.server = server
+        server.connections += 1
+        self.number = server.connections
+        self.requests = 0
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.bodies: dict[int, bytearray] = {}
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                assert event.stream_id is not None
+                self.bodies[event.stream_id] = bytearray()
+                self.server.headers.append(dict(event.headers or []))
+            elif isinstance(event, h2.events.DataReceived):
+                assert event.stream_id is not None
+                self.bodies[event.stream_id] += event.data or b""
+                self.conn.acknowledge_received_data(
+                    event.flow_controlled_length or 0, event.stream_id
+                )
+            elif isinstance(event, h2.events.StreamEnded):
+                assert event.stream_id is not None
+                self.requests += 1
+                self._act(event.stream_id, self.server.script(self.number, self.requests))
+        if not self.transport.is_closing():
+            self.transport.write(self.conn.data_to_send())
+
+    def _act(self, stream_id: int, action: str) -> None:
+        assert self.transport is not None
+        if action == "goaway":  # closes before processing: the client may send it again
+            self.conn.close_connection(last_stream_id=stream_id - 2 if stream_id > 1 else 0)
+        elif action == "refuse":
+            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        elif action == "drop":  # processed, then the connection breaks before the answer
+            self.server.processed.append(bytes(self.bodies[stream_id]))
+            self.transport.write(self.conn.data_to_send())
+            self.transport.close()
+        else:
+            self.server.processed.append(bytes(self.bodies[stream_id]))
+            self.conn.send_headers(
+                stream_id, [(b":status", b"200"), (b"content-type", b"application/json")]
+            )
+            self.conn.send_data(stream_id, b'{"name":"m/%d"}' % stream_id, end_stream=True)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    servers: list[asyncio.Server] = []
+
+    async def start(script: Script) -> tuple[ScriptedServer, str]:
+        state = ScriptedServer(script)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _ServerProtocol(state), "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return state, f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+async def _post(client: httpx.AsyncClient, base: str, body: bytes) -> httpx.Response:
+    return await client.post(f"{base}/v1/projects/p/messages:send", content=body)
+
+
+async def test_many_requests_share_one_connection_with_their_own_answers(serve: Serve) -> None:
+    server, base = await serve(lambda conn, n: "answer")
+    transport = Http2Transport(prior_knowledge=True, streams_per_connection=10)
+    async with httpx.AsyncClient(transport=transport) as client:
+        answers = await asyncio.gather(*(_post(client, base, b"%d" % i) for i in range(50)))
+    assert [a.status_code for a in answers] == [200] * 50
+    assert {a.http_version for a in answers} == {"HTTP/2"}
+    assert server.connections == 1
+    assert sorted(server.processed) == sorted(b"%d" % i for i in range(50))
+    assert all(h[b":method"] == b"POST" and b"host" not in h for h in server.headers)
+
+
+async def test_a_request_above_the_goaway_is_sent_again_on_a_new_connection(serve: Serve) -> None:
+    server, base = await serve(lambda conn, n: "goaway" if conn == 1 else "answer")
+    async with httpx.AsyncClient(transport=Http2Transport(prior_knowledge=True)) as client:
+        answer = await _post(client, base, b"once")
+    assert answer.status_code == 200
+    assert server.processed == [b"once"]
+    assert server.connections == 2
+
+
+async def test_a_refused_stream_is_sent_again(serve: Serve) -> None:
+    server, base = await serve(lambda conn, n: "refuse" if (conn, n) == (1, 1) else "answer")
+    async with httpx.AsyncClient(transport=Http2Transport(prior_knowledge=True)) as client:
+        answer = await _post(client, base, b"once")
+    assert answer.status_code == 200
+    assert server.processed == [b"once"]
+
+
+async def test_a_request_the_server_may_have_processed_is_not_sent_again(serve: Serve) -> None:
+    server, base = await serve(lambda conn, n: "drop")
+    async with httpx.AsyncClient(transport=Http2Transport(prior_knowledge=True)) as client:
+        with pytest.raises(httpx.ReadError):
+            await _post(client, base, b"once")
+        # The next request opens a fresh connection.
+        with pytest.raises(httpx.ReadError):
+            await _post(client, base, b"twice")
+    assert server.processed == [b"once", b"twice"]
+    assert server.connections == 2
+
+
+async def test_plain_http_without_prior_knowledge_is_refused() -> None:
+    async with httpx.AsyncClient(transport=Http2Transport()) as client:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await client.get("http://127.0.0.1:9/")
