@@ -23,6 +23,7 @@ from api.geofence.router import admin_router as geofence_admin_router
 from api.geofence.router import router as geofence_router
 from api.geofence.runtime import GeofenceRuntime
 from api.menu.router import router as menu_router
+from api.order.fast_path import OrderFastPath
 from api.order.router import customer_router as order_customer_router
 from api.order.router import manager_router as order_manager_router
 from api.outbox import OutboxRelay
@@ -139,6 +140,7 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
     app.state.token_verifier = None
     install_error_handlers(app)
     app.add_middleware(NearbyFastPath)  # innermost: inside metrics and tracing
+    app.add_middleware(OrderFastPath)  # inside metrics and tracing too
     install_metrics(app, "api")
     instrument(app)
     app.include_router(health_router("api", lambda: app.state.readiness))

@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, DateTime, Uuid, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api import outbox
 from api.deal.models import Deal
-from api.geo import GeoPoint, LonLat
+from api.geo import GeoPoint, LonLat, parse_ewkb_point
 from api.order.models import ACTIVE_STATUSES, IdempotencyKey, Order, OrderChange
 from api.outbox import OutboxEvent
 from contracts import Event, OrderStatus
@@ -232,25 +233,20 @@ def _event_params(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}_{k}": v for k, v in values.items()}
 
 
-async def place(
-    db: AsyncConnection,
+def _place_params(
     order: NewOrder,
     placed: Event,
     stock_changed: Callable[[int], Event],
     answer: Answer,
     now: datetime,
-) -> int | None:
-    """Takes the units and writes the order, its history, its events and the stored answer — all
-    or nothing; the stock left, or None when the deal is closed or has too few units."""
-    if db.dialect.name != "postgresql":
-        return await _place_step_by_step(db, order, placed, stock_changed, answer, now)
+) -> dict[str, Any]:
     event = stock_changed(_STOCK_PLACEHOLDER)
     template = outbox.row_values(event)
     # The same event (id, time) either way; only its data depends on the stock left.
     sold_out = outbox.row_values(event.model_copy(update={"data": stock_changed(0).data}))
     payload = template.pop("payload").decode()
     assert payload.count(_STOCK_TOKEN) == 1, "the placeholder names the stock, once"
-    params = {
+    return {
         "quantity": order.quantity,
         "deal_id": order.deal_id,
         "now": now,
@@ -272,6 +268,21 @@ async def place(
         "answer_body": json.dumps(answer.body),
         "answer_key": answer.key,
     }
+
+
+async def place(
+    db: AsyncConnection,
+    order: NewOrder,
+    placed: Event,
+    stock_changed: Callable[[int], Event],
+    answer: Answer,
+    now: datetime,
+) -> int | None:
+    """Takes the units and writes the order, its history, its events and the stored answer — all
+    or nothing; the stock left, or None when the deal is closed or has too few units."""
+    if db.dialect.name != "postgresql":
+        return await _place_step_by_step(db, order, placed, stock_changed, answer, now)
+    params = _place_params(order, placed, stock_changed, answer, now)
     left = (await db.execute(_PLACE, params)).scalar_one_or_none()
     return None if left is None else int(left)
 
@@ -335,3 +346,104 @@ async def _place_step_by_step(
         .values(response_status=answer.status, response_body=answer.body, completed_at=order.at)
     )
     return int(left)
+
+
+# The fast path (``api.order.fast_path``) on PostgreSQL, through the pooled connection's psycopg
+# connection with server-side prepared statements: the same read and the same writes as above,
+# and the key's claim joins the write, so a placed order is one write statement (one commit).
+_DEAL_TO_ORDER_PG = (
+    "SELECT deals.id, deals.store_id, deals.name, deals.original_price_krw, deals.price_krw,"
+    " deals.markdown, deals.pickup_end_at, deals.closed_at, deals.stock,"
+    " stores.name AS store_name, stores.location"
+    " FROM deals JOIN stores ON stores.id = deals.store_id WHERE deals.id = %(deal_id)s"
+)
+
+# All or nothing: the key is claimed with its 201 answer already stored, and the stock is taken
+# only if the claim was new. When either fails (the key exists, too few units, the deal closed)
+# the last line divides by zero, which undoes the whole statement — nothing was written, and the
+# caller hands the request to the route, which says why (replay, 409, 422 …).
+_PLACE_AT_ONCE = """
+WITH claim AS (
+    INSERT INTO idempotency_keys (customer_id, key, request_hash, created_at, response_status,
+                                  response_body, completed_at)
+    VALUES (%(customer_id)s, %(answer_key)s, %(request_hash)s, %(at)s, %(answer_status)s,
+            CAST(%(answer_body)s AS json), %(at)s)
+    ON CONFLICT DO NOTHING
+    RETURNING key
+), taken AS (
+    UPDATE deals SET stock = stock - %(quantity)s, updated_at = now()
+    WHERE id = %(deal_id)s AND stock >= %(quantity)s AND closed_at IS NULL
+          AND pickup_end_at > %(now)s AND EXISTS (SELECT FROM claim)
+    RETURNING stock
+), placed AS (
+    INSERT INTO orders (id, deal_id, store_id, customer_id, quantity, unit_price_krw, total_krw,
+                        status, pickup_code, created_at, updated_at)
+    SELECT %(order_id)s, %(deal_id)s, %(store_id)s, %(customer_id)s, %(quantity)s,
+           %(unit_price_krw)s, %(total_krw)s, %(status)s, %(pickup_code)s, %(at)s, %(at)s
+    FROM taken
+    RETURNING id
+), history AS (
+    INSERT INTO order_changes (order_id, from_status, to_status, actor_id, at)
+    SELECT id, NULL, %(status)s, %(customer_id)s, %(at)s FROM placed
+), events AS (
+    INSERT INTO outbox_events (event_id, type, topic, key, shard, payload, headers, traceparent)
+    SELECT %(e1_event_id)s, %(e1_type)s, %(e1_topic)s, %(e1_key)s, %(e1_shard)s, %(e1_payload)s,
+           CAST(%(e1_headers)s AS json), %(e1_traceparent)s
+    FROM taken
+    UNION ALL
+    SELECT %(e2_event_id)s, %(e2_type)s, %(e2_topic)s, %(e2_key)s, %(e2_shard)s,
+           CASE WHEN taken.stock = 0 THEN %(e2_payload_sold_out)s
+                ELSE convert_to(replace(%(e2_template)s::text, %(e2_token)s::text,
+                                        %(e2_prefix)s::text || taken.stock), 'UTF8')
+           END,
+           CAST(%(e2_headers)s AS json), %(e2_traceparent)s
+    FROM taken
+)
+SELECT (SELECT stock FROM taken), 1 / (SELECT count(*)::int FROM taken)
+"""
+
+
+async def deal_to_order_pg(
+    pg: psycopg.AsyncConnection[Any], deal_id: uuid.UUID
+) -> DealToOrder | None:
+    """``deal_to_order`` on psycopg directly (PostgreSQL answers aware times and EWKB)."""
+    cursor = await pg.execute(_DEAL_TO_ORDER_PG, {"deal_id": deal_id}, prepare=True)
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    deal_id, store_id, name, original, price, markdown, end, closed, stock, store, location = row
+    return DealToOrder(
+        deal_id,
+        store_id,
+        name,
+        original,
+        price,
+        markdown,
+        end,
+        closed,
+        stock,
+        store,
+        parse_ewkb_point(location),
+    )
+
+
+async def place_at_once(
+    pg: psycopg.AsyncConnection[Any],
+    order: NewOrder,
+    placed: Event,
+    stock_changed: Callable[[int], Event],
+    answer: Answer,
+    request_hash: str,
+    now: datetime,
+) -> int | None:
+    """Claims the key with its answer, takes the units and writes the order, its history and its
+    events in one autocommit statement; the stock left, or None when nothing was written."""
+    params = _place_params(order, placed, stock_changed, answer, now)
+    params["request_hash"] = request_hash
+    try:
+        cursor = await pg.execute(_PLACE_AT_ONCE, params, prepare=True)
+    except psycopg.errors.DivisionByZero:
+        return None
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api import outbox
@@ -97,27 +99,11 @@ def _record_change(
     )
 
 
-async def place_order(
-    db: AsyncConnection,
-    actor: Principal,
-    data: OrderCreate,
-    now: datetime,
-    *,
-    answer_key: str,
-    max_quantity: int,
-    reservation: Reservation = "atomic_update",
-) -> OrderRead:
-    """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock.
-
-    The order, its history, its events and the idempotent answer (under ``answer_key``) are
-    written by the one statement that takes the stock, so on PostgreSQL ``db`` may be in
-    autocommit: the deal's row lock then lives only while the database executes it. A Core
-    connection, not a Session: nothing here loads or tracks ORM objects."""
-    if data.quantity > max_quantity:
-        raise InvalidInput(f"at most {max_quantity} units per order", field="quantity")
-    deal = await repository.deal_to_order(db, data.deal_id)
-    if deal is None:
-        raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
+def new_order(
+    deal: repository.DealToOrder, actor: Principal, data: OrderCreate, now: datetime
+) -> tuple[repository.NewOrder, OrderRead, OrderPlaced, Callable[[int], StockChanged]]:
+    """The order at the price shown now, its answer and its events (``PriceChanged`` when the
+    customer saw another price); the stock event is built from the stock left."""
     steps = [MarkdownStep(s["minutes_before_end"], s["percent_off"]) for s in deal.markdown]
     price = price_at(deal.original_price_krw, deal.price_krw, steps, deal.pickup_end_at, now)
     if data.expected_unit_price_krw is not None and data.expected_unit_price_krw != price:
@@ -183,6 +169,31 @@ async def place_order(
             ),
         )
 
+    return order, read, placed, stock_event
+
+
+async def place_order(
+    db: AsyncConnection,
+    actor: Principal,
+    data: OrderCreate,
+    now: datetime,
+    *,
+    answer_key: str,
+    max_quantity: int,
+    reservation: Reservation = "atomic_update",
+) -> OrderRead:
+    """Reserve units of a deal at the price shown now; 409 ``insufficient_stock`` past the stock.
+
+    The order, its history, its events and the idempotent answer (under ``answer_key``) are
+    written by the one statement that takes the stock, so on PostgreSQL ``db`` may be in
+    autocommit: the deal's row lock then lives only while the database executes it. A Core
+    connection, not a Session: nothing here loads or tracks ORM objects."""
+    if data.quantity > max_quantity:
+        raise InvalidInput(f"at most {max_quantity} units per order", field="quantity")
+    deal = await repository.deal_to_order(db, data.deal_id)
+    if deal is None:
+        raise DealNotFound(f"no deal {data.deal_id}", field="deal_id")
+    order, read, placed, stock_event = new_order(deal, actor, data, now)
     if reservation == "select_for_update":
         await repository.lock_deal(db, deal.id)
     answer = repository.Answer(actor.user_id, answer_key, 201, read.model_dump(mode="json"))
@@ -198,6 +209,50 @@ async def place_order(
         extra={"order_id": str(order.id), "deal_id": str(deal.id), "stock_left": left},
     )
     return read
+
+
+async def place_order_at_once(
+    connection: Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]],
+    actor: Principal,
+    data: OrderCreate,
+    now: datetime,
+    *,
+    answer_key: str,
+    request_hash: str,
+    max_quantity: int,
+) -> dict[str, Any] | None:
+    """``place_order`` for its plain success case on PostgreSQL, in two round trips on an
+    autocommit connection: the read, then one statement that claims the key with its answer and
+    writes everything else; the answer, or None when nothing was written (the key exists, too
+    few units, a closed deal, a changed price …: the route then runs the general path, which says
+    why)."""
+    if data.quantity > max_quantity:
+        return None
+    async with connection() as pg:
+        deal = await repository.deal_to_order_pg(pg, data.deal_id)
+        if (
+            deal is None
+            or deal.closed_at is not None
+            or deal.stock < data.quantity
+            or now >= deal.pickup_end_at
+        ):
+            return None
+        try:
+            order, read, placed, stock_event = new_order(deal, actor, data, now)
+        except PriceChanged:
+            return None
+        body = read.model_dump(mode="json")
+        answer = repository.Answer(actor.user_id, answer_key, 201, body)
+        left = await repository.place_at_once(
+            pg, order, placed, stock_event, answer, request_hash, now
+        )
+    if left is None:
+        return None
+    log.info(
+        "order placed",
+        extra={"order_id": str(order.id), "deal_id": str(deal.id), "stock_left": left},
+    )
+    return body
 
 
 async def _transition(

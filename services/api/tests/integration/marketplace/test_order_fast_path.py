@@ -1,0 +1,112 @@
+"""The order fast path answers what the FastAPI route answers; refusals stay the route's."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from api.order import service
+
+from .conftest import Api
+
+pytestmark = pytest.mark.integration
+
+ROUTE_ONLY = {"Content-Type": "application/json; charset=utf-8"}  # not plain: the route answers
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often each path placed an order (the route's service call, the fast path's)."""
+    counted = {"route": 0, "fast": 0}
+    route, fast = service.place_order, service.place_order_at_once
+
+    async def routed(*args: Any, **kwargs: Any) -> Any:
+        counted["route"] += 1
+        return await route(*args, **kwargs)
+
+    async def fast_path(*args: Any, **kwargs: Any) -> Any:
+        answer = await fast(*args, **kwargs)
+        counted["fast"] += answer is not None
+        return answer
+
+    monkeypatch.setattr(service, "place_order", routed)
+    monkeypatch.setattr(service, "place_order_at_once", fast_path)
+    return counted
+
+
+def _shape(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k, "time" if TIME.fullmatch(str(v)) else type(v).__name__) for k, v in body.items()]
+
+
+async def test_a_plain_order_is_placed_by_the_fast_path_and_replayed_byte_for_byte(
+    api: Api, calls: dict[str, int]
+) -> None:
+    store = await api.store()
+    deal = await api.deal(store, await api.manager_of(store), quantity=5)
+    customer = api.customer()
+
+    fast = await api.order(deal["id"], customer, quantity=2, key="k-fast")
+    assert calls == {"route": 0, "fast": 1}
+    replayed = await api.order(deal["id"], customer, quantity=2, key="k-fast")
+    routed = await api.order(deal["id"], {**customer, **ROUTE_ONLY}, key="k-route")
+    assert calls == {"route": 1, "fast": 1}  # the replay is the route's, without placing
+
+    assert fast.status_code == routed.status_code == replayed.status_code == 201
+    assert replayed.content == fast.content
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in fast.headers
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert _shape(fast.json()) == _shape(routed.json())
+    assert fast.json()["total_krw"] == 2 * deal["price_krw"]
+    assert fast.json()["created_at"] == fast.json()["updated_at"]
+    metrics = (await api.client.get("/metrics")).text
+    assert 'route="/customer/orders",service="api",status="201"' in metrics
+
+
+async def test_refusals_are_the_routes_and_the_fast_path_writes_nothing_for_them(
+    api: Api, calls: dict[str, int]
+) -> None:
+    store = await api.store()
+    deal = await api.deal(store, await api.manager_of(store), quantity=1)
+    customer = api.customer()
+
+    too_many = await api.order(deal["id"], customer, quantity=2, key="k-many")
+    wrong_price = await api.order(
+        deal["id"], customer, key="k-price", expected_unit_price_krw=deal["price_krw"] + 1
+    )
+    again = await api.order(deal["id"], customer, quantity=2, key="k-many")
+    assert calls == {"route": 2, "fast": 0}
+
+    assert too_many.status_code == again.status_code == 409
+    assert too_many.json()["code"] == "insufficient_stock"
+    assert too_many.json()["available"] == 1
+    assert again.content == too_many.content
+    assert again.headers["content-type"] == "application/problem+json"
+    assert wrong_price.status_code == 409
+    assert wrong_price.json()["code"] == "price_changed"
+    last = await api.order(deal["id"], customer, key="k-last")
+    assert last.status_code == 201
+    assert calls == {"route": 2, "fast": 1}
+    sold_out = await api.order(deal["id"], customer, key="k-after")
+    assert sold_out.status_code == 409
+    assert sold_out.json()["available"] == 0
+
+
+async def test_bad_requests_get_the_routes_problems(api: Api, calls: dict[str, int]) -> None:
+    store = await api.store()
+    deal = await api.deal(store, await api.manager_of(store))
+    customer = api.customer()
+
+    unknown_field = await api.order(deal["id"], customer, note="x")
+    no_token = await api.order(deal["id"], {})
+    manager_only = await api.order(deal["id"], api.tokens.headers("m-x", ["manager"]))
+    too_many = await api.order(deal["id"], customer, quantity=101)
+
+    assert unknown_field.status_code == 422
+    assert no_token.status_code == 401
+    assert manager_only.status_code == 403
+    assert too_many.status_code == 422
+    assert calls == {"route": 0, "fast": 0}
