@@ -1,8 +1,10 @@
 """Which nearby queries the fast path takes itself; everything else goes to the FastAPI route."""
 
+from urllib.parse import parse_qsl
+
 import pytest
 
-from api.geofence.fast_path import parse_nearby
+from api.geofence.fast_path import _pairs, parse_nearby
 from api.geofence.schemas import NearbySort
 from api.geofence.service import NearbyQuery
 
@@ -43,3 +45,18 @@ def test_a_plain_query_is_parsed_with_the_routes_defaults() -> None:
 )
 def test_anything_not_plainly_valid_is_left_to_the_route(query: bytes) -> None:
     assert parse_nearby(query) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lat=37.5&lon=127",
+        "lat=37.5&&lon=127&",
+        "&lat&lon=&=1&a=b=c",
+        "lat=37.5%2C1&lon=127+1",
+        "lat=%3D&x=%26",
+        "",
+    ],
+)
+def test_the_query_is_split_as_parse_qsl_splits_it(text: str) -> None:
+    assert _pairs(text) == parse_qsl(text, keep_blank_values=True)

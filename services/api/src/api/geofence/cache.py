@@ -20,6 +20,7 @@ from typing import Any
 from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, price_at
 from api.geofence.index import DistrictGrid, GeoIndex, Hits
+from api.geofence.schemas import NearbyDealJson
 from api.store.models import Store
 
 
@@ -49,6 +50,10 @@ class CachedDeal:
     pickup_end_at: datetime
     markdown: tuple[MarkdownStep, ...]
     photo_url: str | None
+    # The nearby item pre-serialised, made on first listing. An entry is never changed in place
+    # (a new stock, a closing, a new price all put a new CachedDeal), so this cannot go stale;
+    # the price in force is chosen per request from the schedule (NearbyDealJson.price).
+    _json: NearbyDealJson | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, deal: Deal) -> CachedDeal:
@@ -74,6 +79,30 @@ class CachedDeal:
         return price_at(
             self.original_price_krw, self.price_krw, self.markdown, self.pickup_end_at, now
         )
+
+    def json(self, store: CachedStore) -> NearbyDealJson:
+        """This deal's nearby item as JSON fragments (made once; ``store`` is its entry)."""
+        made = self._json
+        if made is None or made.store is not store:
+            made = NearbyDealJson(
+                store,
+                self.id,
+                store.id,
+                store.name,
+                store.category_code,
+                self.name,
+                store.lat,
+                store.lon,
+                self.original_price_krw,
+                self.price_krw,
+                self.markdown,
+                self.stock,
+                self.pickup_start_at,
+                self.pickup_end_at,
+                self.photo_url,
+            )
+            object.__setattr__(self, "_json", made)  # a memo, not a change: see _json
+        return made
 
 
 @dataclass(slots=True)

@@ -17,7 +17,6 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.clock import utcnow
@@ -42,10 +41,22 @@ def _number(text: str, low: float, high: float) -> float | None:
     return value if low <= value <= high else None
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``; split directly when nothing is escaped."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    pairs = []
+    for pair in text.split("&"):
+        if pair:  # as parse_qsl: empty pairs are skipped, a pair without '=' has a blank value
+            key, _, value = pair.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
 def parse_nearby(query_string: bytes) -> service.NearbyQuery | None:
     """The query when every parameter is plainly valid; None to let the route decide."""
     try:
-        pairs = parse_qsl(query_string.decode("ascii"), keep_blank_values=True)
+        pairs = _pairs(query_string.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return None
     params: dict[str, str] = {}
@@ -112,12 +123,11 @@ class NearbyFastPath:
             principal: Principal = await verifier.verify(token)
             if not principal.has_role("customer"):
                 return False
-            page = await service.find_deals_near(cache_of(state), state.sessions, query, utcnow())
+            body = await service.find_deals_near(cache_of(state), state.sessions, query, utcnow())
         except Exception:
             # A refused token, a bad cursor, the database away: the route raises the same and
             # its handlers answer (401, 422, 503 …) — one place decides what errors look like.
             return False
-        body = orjson.dumps(page, option=orjson.OPT_UTC_Z)
         scope["route"] = nearby_route()  # metrics and spans name the route, as for any other
         await send(
             {

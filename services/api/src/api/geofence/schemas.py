@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from api.deal.pricing import MarkdownStep, discounted, percent_off
 from api.examples import example_of
 
 Source = Literal["cache", "postgis"]
@@ -109,6 +112,120 @@ class NearbyResult(TypedDict):
     items: list[NearbyItem]
     next_cursor: str | None
     source: Source
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(at: datetime) -> int:
+    """Microseconds since the epoch: exact, so comparing them is comparing the datetimes."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class NearbyDealJson:
+    """A NearbyDeal's JSON in fragments: ``head`` + the distance + ``tail_at(now)``.
+
+    The same bytes as orjson (OPT_UTC_Z) dumping the NearbyItem dict, hence as NearbyDeal's
+    JSON (unit tests hold all three equal), made once per cached deal instead of once per
+    request: a page is then a join of bytes. What changes between requests stays outside the
+    fragments: the distance, and the price, which the markdown schedule sets for the instant
+    asked (``tail_at`` keeps the tail of the price in force and the span it is in force for).
+    """
+
+    __slots__ = (
+        "_base_price",
+        "_drops",
+        "_fields",
+        "_from_us",
+        "_tail",
+        "_until_us",
+        "head",
+        "pickup_end_us",
+        "store",
+    )
+
+    def __init__(
+        self,
+        store: object,
+        deal_id: uuid.UUID,
+        store_id: str,
+        store_name: str,
+        category_code: str,
+        name: str,
+        lat: float,
+        lon: float,
+        original_price_krw: int,
+        price_krw: int,
+        markdown: Sequence[MarkdownStep],
+        stock: int,
+        pickup_start_at: datetime,
+        pickup_end_at: datetime,
+        photo_url: str | None,
+    ) -> None:
+        self.store = store  # the entry these fragments were made with
+        head = {
+            "deal_id": deal_id,
+            "store_id": store_id,
+            "store_name": store_name,
+            "category_code": category_code,
+            "name": name,
+            "lat": lat,
+            "lon": lon,
+        }
+        self.head = orjson.dumps(head)[:-1] + b',"distance_m":'
+        self.pickup_end_us = end = micros(pickup_end_at)
+        # pricing.price_at as a table: (from, price) ascending — the price from that microsecond
+        # on is the lowest of the listed price and every step begun by then.
+        drops: list[tuple[int, int]] = []
+        price = price_krw
+        for at, step_price in sorted(
+            (end - s.minutes_before_end * 60_000_000, discounted(original_price_krw, s.percent_off))
+            for s in markdown
+        ):
+            price = min(price, step_price)
+            drops.append((at, price))
+        self._base_price = price_krw
+        self._drops = tuple(drops)
+        self._fields = (original_price_krw, stock, pickup_start_at, pickup_end_at, photo_url)
+        self._tail = b""
+        self._from_us = self._until_us = 0  # an empty span: the first tail_at makes the tail
+
+    def price(self, now_us: int) -> int:
+        """The price in force at ``now_us`` (see :func:`micros`): ``pricing.price_at``."""
+        return self._in_force(now_us)[0]
+
+    def _in_force(self, now_us: int) -> tuple[int, int, int]:
+        """The price at ``now_us`` and the span [from, until) it holds for."""
+        price, since = self._base_price, -(2**63)
+        for at, dropped in self._drops:
+            if now_us < at:
+                return price, since, at
+            price, since = dropped, at
+        return price, since, 2**63
+
+    def tail_at(self, now_us: int) -> bytes:
+        """The fields after the distance, at the price in force at ``now_us``."""
+        if self._from_us <= now_us < self._until_us:
+            return self._tail
+        price, self._from_us, self._until_us = self._in_force(now_us)
+        original, stock, start, end, photo = self._fields
+        self._tail = (
+            b","
+            + orjson.dumps(
+                {
+                    "original_price_krw": original,
+                    "price_krw": price,
+                    "discount_percent": percent_off(original, price),
+                    "stock": stock,
+                    "pickup_start_at": start,
+                    "pickup_end_at": end,
+                    "photo_url": photo,
+                },
+                option=orjson.OPT_UTC_Z,
+            )[1:]
+        )
+        return self._tail
 
 
 class MapStore(BaseModel):

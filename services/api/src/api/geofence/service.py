@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deal.pricing import percent_off
@@ -24,9 +26,9 @@ from api.geofence.schemas import (
     MapStore,
     MapView,
     NearbyItem,
-    NearbyResult,
     NearbySort,
     Source,
+    micros,
 )
 
 MAX_RADIUS_M = 5_000
@@ -46,14 +48,6 @@ class NearbyQuery:
     sort: NearbySort = NearbySort.DISTANCE
     cursor: str | None = None
     limit: int = 20
-
-
-def _key(sort: NearbySort, distance: float, deal: CachedDeal, price: int) -> Key:
-    if sort is NearbySort.DISTANCE:
-        return (distance, deal.id.int)
-    if sort is NearbySort.DISCOUNT:
-        return (-percent_off(deal.original_price_krw, price), distance, deal.id.int)
-    return (deal.pickup_end_at.timestamp(), distance, deal.id.int)
 
 
 def _encode(key: Key, deal_id: uuid.UUID) -> str:
@@ -82,8 +76,7 @@ def _check(query: NearbyQuery) -> tuple[Key, uuid.UUID] | None:
 
 
 def _item(store: CachedStore, deal: CachedDeal, distance: float, price: int) -> NearbyItem:
-    # Built from typed cache entries: a plain dict, no model to construct or validate again
-    # (model_construct alone cost more than the index query for a page of 50).
+    """The item as a plain dict: the reference the JSON fragments are tested against."""
     return {
         "deal_id": deal.id,
         "store_id": store.id,
@@ -103,7 +96,8 @@ def _item(store: CachedStore, deal: CachedDeal, distance: float, price: int) -> 
     }
 
 
-Ranked = tuple[Key, CachedStore, CachedDeal, float, int]
+# A deal that may be listed: its sort key, store, entry and distance.
+Ranked = tuple[Key, CachedStore, CachedDeal, float]
 
 
 def _rank(
@@ -118,25 +112,58 @@ def _rank(
     for deal in deals:
         if not deal.live_at(now):
             continue
-        price = deal.price_at(now)
-        key = _key(query.sort, distance, deal, price)
+        if query.sort is NearbySort.DISTANCE:
+            key: Key = (distance, deal.id.int)
+        elif query.sort is NearbySort.DISCOUNT:
+            # Not deal.json(...).price: no fragments for deals that only get ranked.
+            price = deal.price_at(now)
+            key = (-percent_off(deal.original_price_krw, price), distance, deal.id.int)
+        else:
+            key = (deal.pickup_end_at.timestamp(), distance, deal.id.int)
         if after is None or key > after:
-            into.append((key, store, deal, distance, price))
+            into.append((key, store, deal, distance))
 
 
-def _page(ranked: list[Ranked], query: NearbyQuery, source: Source) -> NearbyResult:
-    ranked.sort(key=lambda r: r[0])
+_first = itemgetter(0)
+_SOURCES: dict[Source, bytes] = {"cache": b'"cache"}', "postgis": b'"postgis"}'}
+# ``round(d, 1)`` as orjson writes it, for every distance a query can have: 0 to 5 km by 0.1 m.
+_DISTANCE_TEXT = [orjson.dumps(tenths / 10) for tenths in range(10 * MAX_RADIUS_M + 1)]
+
+
+def distance_texts(distances: list[float]) -> list[bytes]:
+    """Each distance as the page shows it: ``orjson.dumps(round(d, 1))``, for a page at once.
+
+    ``rint(10 d)`` is Python's ``round`` unless 10 d lies within rounding error of a half (the
+    product is off by under 1e-11 here); those, and anything beyond the table, take ``round``.
+    """
+    tenths = np.array(distances, dtype=np.float64) * 10.0
+    nearest = np.rint(tenths)
+    odd = np.abs(np.abs(tenths - nearest) - 0.5) < 1e-6
+    odd |= ~(nearest <= 10 * MAX_RADIUS_M)  # also NaN
+    odd |= np.signbit(nearest)  # negative, or -0.0
+    if odd.any():
+        return [orjson.dumps(round(d, 1)) for d in distances]
+    table = _DISTANCE_TEXT
+    return [table[t] for t in nearest.astype(np.int64).tolist()]
+
+
+def _page(ranked: list[Ranked], query: NearbyQuery, source: Source, now_us: int) -> bytes:
+    """The NearbyPage's JSON: each item's fragments joined around its distance and price."""
+    ranked.sort(key=_first)
     page = ranked[: query.limit]
-    return {
-        "items": [_item(s, d, dist, p) for _, s, d, dist, p in page],
-        "next_cursor": _encode(page[-1][0], page[-1][2].id) if len(ranked) > query.limit else None,
-        "source": source,
-    }
+    parts = [b'{"items":[']
+    if page:
+        distances = distance_texts([r[3] for r in page])
+        for (_, store, deal, _), distance in zip(page, distances, strict=True):
+            made = deal.json(store)
+            parts += (made.head, distance, made.tail_at(now_us), b",")
+        parts.pop()
+    cursor = _encode(page[-1][0], page[-1][2].id) if len(ranked) > query.limit else None
+    parts += (b'],"next_cursor":', orjson.dumps(cursor), b',"source":', _SOURCES[source])
+    return b"".join(parts)
 
 
-def _from_cache(
-    cache: GeoCache, query: NearbyQuery, after: Key | None, now: datetime
-) -> NearbyResult:
+def _from_cache(cache: GeoCache, query: NearbyQuery, after: Key | None, now: datetime) -> bytes:
     hits = cache.within(query.lat, query.lon, query.radius_m)
     distances = hits.distances
     by_distance = query.sort is NearbySort.DISTANCE
@@ -149,9 +176,9 @@ def _from_cache(
         nearest = candidates[np.argpartition(distances[candidates], k - 1)[:k]]
         ranked, complete = _collect(cache, hits, nearest, query, after, now)
         if complete:
-            return _page(ranked, query, "cache")
+            return _page(ranked, query, "cache", micros(now))
     ranked, _ = _collect(cache, hits, candidates, query, after, now)
-    return _page(ranked, query, "cache")
+    return _page(ranked, query, "cache", micros(now))
 
 
 def _collect(
@@ -170,22 +197,31 @@ def _collect(
     category = query.category
     ranked: list[Ranked] = []
     wanted = query.limit + 1
+    now_us = micros(now)
     last = -1.0
-    # Python floats and ints once, not a NumPy scalar per hit (this loop is the request's core).
-    for i, distance in zip(ordered.tolist(), distances[ordered].tolist(), strict=True):
+    # Keys in batches, a page's worth first (distance order mostly stops within it): one
+    # vectorised lookup instead of one Hits.key call per hit.
+    keys: list[str] = []
+    keys_at, positions = hits.index.keys_at, hits.position
+    # Python floats once, not a NumPy scalar per hit (this loop is the request's core).
+    for j, distance in enumerate(distances[ordered].tolist()):
         # Distance order: stop once a full page (and every tie at its end) is collected.
         if by_distance and len(ranked) >= wanted and distance > last:
             return ranked, True
-        store = stores[hits.key(i)]
+        if j == len(keys):
+            keys += keys_at(positions[ordered[j : j + max(wanted + 8, j)]])
+        store = stores[keys[j]]
         if category and not store.category_code.startswith(category):
             continue
         if by_distance:
-            # _rank inlined for the common order: the key is (distance, deal id).
+            # _rank inlined for the common order: the key is (distance, deal id), and
+            # liveness compares integers (the cached datetimes' ZoneInfo makes a datetime
+            # comparison cost a microsecond).
             for deal in store.deals.values():
-                if deal.live_at(now):
+                if deal.stock > 0 and now_us < deal.json(store).pickup_end_us:
                     key = (distance, deal.id.int)
                     if after is None or key > after:
-                        ranked.append((key, store, deal, distance, deal.price_at(now)))
+                        ranked.append((key, store, deal, distance))
         else:
             _rank(store, store.deals.values(), distance, query, after, now, ranked)
         last = distance
@@ -194,7 +230,7 @@ def _collect(
 
 async def _from_postgis(
     session: AsyncSession, query: NearbyQuery, cursor: tuple[Key, uuid.UUID] | None, now: datetime
-) -> NearbyResult:
+) -> bytes:
     after = cursor[0] if cursor else None
     if query.sort is NearbySort.DISTANCE:
         found = await repository.live_deals_within(
@@ -213,8 +249,9 @@ async def _from_postgis(
         )
     ranked: list[Ranked] = []
     for deal, store, distance in found:
-        _rank(CachedStore.of(store), [CachedDeal.of(deal)], distance, query, after, now, ranked)
-    return _page(ranked, query, "postgis")
+        cached = CachedStore.of(store)
+        _rank(cached, [CachedDeal.of(deal)], distance, query, after, now, ranked)
+    return _page(ranked, query, "postgis", micros(now))
 
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -222,8 +259,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def find_deals_near(
     cache: GeoCache | None, sessions: Sessions, query: NearbyQuery, now: datetime
-) -> NearbyResult:
-    """Live deals within the radius, sorted, one page (a NearbyPage); from the cache once warm."""
+) -> bytes:
+    """Live deals within the radius, sorted, one page: a NearbyPage's JSON (as the model dumps
+    it); from the cache once warm."""
     cursor = _check(query)
     if cache is not None and cache.serving:
         return _from_cache(cache, query, cursor[0] if cursor else None, now)
