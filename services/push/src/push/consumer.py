@@ -1,15 +1,24 @@
 """The Kafka consumer group of push: batches per partition, offsets committed manually and only
-after the batch's work is durable; a revoked partition's progress is committed on revocation.
+after the batch's work is durable; a revoked partition's finished work is committed on revocation.
 
 servicekit's ``KafkaSubscription`` hands over one record at a time; push sends up to 500
-notifications per FCM call, so it polls and hands over whole per-partition batches.
+notifications per FCM call, so it hands over whole per-partition batches.
+
+Each partition has its own worker, so partitions never wait for each other: while one handles a
+batch, the poll loop keeps fetching, and what arrived meanwhile is the partition's next batch,
+started as soon as the current one is done (no poll or commit round trip in between). A partition
+is handled strictly in order, one batch at a time; a committer commits each partition's offset
+after its batch returned, off the workers' path. A partition more than ``max_batch`` records
+behind is paused until its worker catches up, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -28,7 +37,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        await self._consumer.commit_done()
+        await self._consumer.settle(revoked)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info(
@@ -37,9 +46,21 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
+@dataclass
+class _Partition:
+    """One partition's records fetched but not yet handed over, and the worker handling them."""
+
+    records: list[Any] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    paused: bool = False
+    worker: asyncio.Task[None] | None = None
+
+
 class BatchConsumer:
     def __init__(self, bootstrap_servers: str, settings: ConsumerSettings, client_id: str) -> None:
         self.topics = list(settings.topics)
+        self._max_batch = settings.max_batch
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=settings.group_id,
@@ -47,47 +68,150 @@ class BatchConsumer:
             enable_auto_commit=False,
             auto_offset_reset=settings.offset_reset,
             max_poll_records=settings.max_batch,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
         )
+        #: How long a rebalance waits for batches in hand before committing what is done.
+        self._settle_s = settings.session_timeout_ms / 2000
+        self._partitions: dict[TopicPartition, _Partition] = {}
         self._done: dict[TopicPartition, int] = {}
+        self._commit_wanted = asyncio.Event()
+        self._failed: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
 
     async def commit_done(self) -> None:
-        if self._done:
-            offsets, self._done = self._done, {}
+        """Commits the offsets after every batch that returned, for partitions still ours."""
+        assigned = self._consumer.assignment()
+        offsets = {tp: o for tp, o in self._done.items() if tp in assigned}
+        self._done = {}
+        if offsets:
             await self._consumer.commit(offsets)
 
-    async def run(self, handler: BatchHandler) -> None:
-        await self._consumer.start()
-        self._consumer.subscribe(self.topics, listener=_Listener(self))
-        try:
-            while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200)
-                if not batches:
-                    continue
+    async def settle(self, partitions: Sequence[TopicPartition]) -> None:
+        """Before partitions leave: drop what their workers have not started (it comes again
+        to the next owner), let the batches in hand finish, commit."""
+        waiting = []
+        for tp in partitions:
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.records = []
+                state.paused = False  # a new assignment starts unpaused
+                waiting.append(state.idle.wait())
+        if waiting:
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(w) for w in waiting], timeout=self._settle_s
+            )
+            if len(done) < len(waiting):
+                log.warning(
+                    "rebalance: batches still running after the wait; their partitions'"
+                    " records will come again",
+                    extra={"running": len(waiting) - len(done)},
+                )
+        await self.commit_done()
 
-                async def one(tp: TopicPartition, records: list[Any]) -> None:
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_exception(exc)
+
+    async def _work(self, tp: TopicPartition, state: _Partition, handler: BatchHandler) -> None:
+        try:
+            while True:
+                await state.arrived.wait()
+                state.arrived.clear()
+                while state.records:
+                    state.idle.clear()
+                    batch = state.records[: self._max_batch]
+                    state.records = state.records[self._max_batch :]
+                    if state.paused and len(state.records) < self._max_batch:
+                        state.paused = False
+                        with contextlib.suppress(Exception):  # no longer assigned: nothing to do
+                            self._consumer.resume(tp)
                     await handler(
                         [
                             IncomingRecord(
                                 m.topic, m.partition, m.offset, m.key, m.value, list(m.headers)
                             )
-                            for m in records
+                            for m in batch
                         ]
                     )
-                    self._done[tp] = records[-1].offset + 1
+                    self._done[tp] = batch[-1].offset + 1
+                    self._commit_wanted.set()
+                state.idle.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the whole consumer restarts; uncommitted records return
+            state.idle.set()
+            self._fail(exc)
 
-                # Partitions are independent: their batches go to FCM side by side.
-                await asyncio.gather(*(one(tp, recs) for tp, recs in batches.items()))
+    async def _commit_forever(self) -> None:
+        try:
+            while True:
+                await self._commit_wanted.wait()
+                self._commit_wanted.clear()
                 await self.commit_done()
-                for tp in batches:
-                    end = self._consumer.highwater(tp)
-                    if end is not None:
-                        lag = end - await self._consumer.position(tp)
-                        CONSUMER_LAG.labels("push", tp.topic, str(tp.partition)).set(lag)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _hand_over(self, tp: TopicPartition, records: list[Any], handler: BatchHandler) -> None:
+        state = self._partitions.get(tp)
+        if state is None:
+            state = self._partitions[tp] = _Partition()
+            state.idle.set()
+        if state.worker is None or state.worker.done():
+            state.worker = asyncio.create_task(
+                self._work(tp, state, handler), name=f"push-consume-{tp.topic}-{tp.partition}"
+            )
+        state.records.extend(records)
+        state.arrived.set()
+        if len(state.records) >= self._max_batch and not state.paused:
+            state.paused = True
+            self._consumer.pause(tp)
+
+    async def _report_lag(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                lag = end - await self._consumer.position(tp)
+                CONSUMER_LAG.labels("push", tp.topic, str(tp.partition)).set(lag)
+
+    async def run(self, handler: BatchHandler) -> None:
+        failed = self._failed = asyncio.get_running_loop().create_future()
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_Listener(self))
+        committer = asyncio.create_task(self._commit_forever(), name="push-commit")
+        try:
+            while not self._stopping.is_set():
+                fetch = asyncio.ensure_future(self._consumer.getmany(timeout_ms=200))
+                await asyncio.wait([fetch, failed], return_when=asyncio.FIRST_COMPLETED)
+                if failed.done():
+                    fetch.cancel()
+                    with contextlib.suppress(BaseException):
+                        await fetch
+                    failed.result()  # raises the worker's or the committer's error
+                batches = fetch.result()
+                for tp, records in batches.items():
+                    self._hand_over(tp, records, handler)
+                if batches:
+                    await self._report_lag(list(batches))
         finally:
-            await self._consumer.stop()
+            await self._shut_down(committer)
+
+    async def _shut_down(self, committer: asyncio.Task[None]) -> None:
+        """Lets the batches in hand finish and commits them (what was fetched but not started
+        comes again), then leaves the group."""
+        with contextlib.suppress(Exception):
+            await self.settle(list(self._partitions))
+        committer.cancel()
+        workers = [s.worker for s in self._partitions.values() if s.worker is not None]
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(committer, *workers, return_exceptions=True)
+        if self._failed is not None and self._failed.done():
+            self._failed.exception()  # retrieved: raised above, or failed while shutting down
+        await self._consumer.stop()
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -17,6 +17,9 @@ class ConsumerSettings(BaseModel):
     topics: list[str] = ["order", "stock", "identity"]
     enabled: bool = True
     max_batch: int = Field(default=500, ge=1, le=5000, description="records per poll")
+    #: How long the broker holds a fetch with nothing new. Data answers a fetch at once; this
+    #: bounds how late a partition resumed after back-pressure joins the fetches.
+    fetch_max_wait_ms: int = Field(default=100, ge=10, le=5_000)
     #: A dead replica's partitions move to the survivor after this long without heartbeats.
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
