@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.clock import utcnow
 from api.order import service
 from api.order.idempotency import request_hash
+from api.order.repository import Snapshot
 from api.order.router import customer_router
 from api.order.schemas import OrderCreate
 from api.settings import ApiSettings
@@ -195,6 +196,8 @@ class OrderFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._connections: Connections | None = None
+        # The deals ordered from lately, as last read (the write checks they still are).
+        self._snapshots: dict[uuid.UUID, Snapshot] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ORDERS_PATH and scope["method"] == "POST":
@@ -244,6 +247,7 @@ class OrderFastPath:
                 return False
             answer = await service.place_order_at_once(
                 connections.connection,
+                self._snapshots,
                 principal,
                 data,
                 utcnow(),

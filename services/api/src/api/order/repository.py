@@ -348,20 +348,61 @@ async def _place_step_by_step(
     return int(left)
 
 
-# The fast path (``api.order.fast_path``) on PostgreSQL, through the pooled connection's psycopg
-# connection with server-side prepared statements: the same read and the same writes as above,
-# and the key's claim joins the write, so a placed order is one write statement (one commit).
-_DEAL_TO_ORDER_PG = (
+# The fast path (``api.order.fast_path``) on PostgreSQL, through its own psycopg connections with
+# server-side prepared statements: the same rows as above in one write statement (one commit),
+# with the key's claim in it; the deal as the order copies it may come from a process-local copy,
+# and the write then checks the copy is still what the deal and its store say.
+_SNAPSHOT_PG = (
     "SELECT deals.id, deals.store_id, deals.name, deals.original_price_krw, deals.price_krw,"
-    " deals.markdown, deals.pickup_end_at, deals.closed_at, deals.stock,"
-    " stores.name AS store_name, stores.location"
+    " deals.markdown::text, deals.pickup_end_at, deals.closed_at, deals.stock,"
+    " stores.name AS store_name, stores.location::text"
     " FROM deals JOIN stores ON stores.id = deals.store_id WHERE deals.id = %(deal_id)s"
 )
 
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A deal as an order copies it (price inputs, names, place), with the text of its markdown
+    and its store's location as stored: the write compares those, not their parsed forms."""
+
+    deal: DealToOrder
+    markdown: str
+    location: str
+
+    def copies(self) -> tuple[Any, ...]:
+        """What the order copies; stock and closing are the write's own conditions."""
+        d = self.deal
+        return (d.store_id, d.name, d.original_price_krw, d.price_krw, d.pickup_end_at,
+                d.store_name, self.markdown, self.location)  # fmt: skip
+
+
+async def snapshot_pg(pg: psycopg.AsyncConnection[Any], deal_id: uuid.UUID) -> Snapshot | None:
+    cursor = await pg.execute(_SNAPSHOT_PG, {"deal_id": deal_id}, prepare=True)
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    deal_id, store_id, name, original, price, markdown, end, closed, stock, store, location = row
+    deal = DealToOrder(
+        deal_id,
+        store_id,
+        name,
+        original,
+        price,
+        json.loads(markdown),
+        end,
+        closed,
+        stock,
+        store,
+        parse_ewkb_point(location),
+    )
+    return Snapshot(deal, markdown, location)
+
+
 # All or nothing: the key is claimed with its 201 answer already stored, and the stock is taken
-# only if the claim was new. When either fails (the key exists, too few units, the deal closed)
-# the last line divides by zero, which undoes the whole statement — nothing was written, and the
-# caller hands the request to the route, which says why (replay, 409, 422 …).
+# only if the claim was new and the deal and its store are still as the order copied them. When
+# anything fails (the key exists, too few units, the deal closed or changed) the last line
+# divides by zero, which undoes the whole statement — nothing was written, and the caller reads
+# the deal again or hands the request to the route, which says why (replay, 409, 422 …).
 _PLACE_AT_ONCE = """
 WITH claim AS (
     INSERT INTO idempotency_keys (customer_id, key, request_hash, created_at, response_status,
@@ -374,6 +415,12 @@ WITH claim AS (
     UPDATE deals SET stock = stock - %(quantity)s, updated_at = now()
     WHERE id = %(deal_id)s AND stock >= %(quantity)s AND closed_at IS NULL
           AND pickup_end_at > %(now)s AND EXISTS (SELECT FROM claim)
+          AND store_id = %(store_id)s AND name = %(deal_name)s
+          AND original_price_krw = %(original_price_krw)s AND price_krw = %(price_krw)s
+          AND markdown::text = %(markdown)s::text AND pickup_end_at = %(pickup_end_at)s
+          AND EXISTS (SELECT FROM stores WHERE stores.id = %(store_id)s
+                      AND stores.name = %(store_name)s
+                      AND stores.location::text = %(location)s::text)
     RETURNING stock
 ), placed AS (
     INSERT INTO orders (id, deal_id, store_id, customer_id, quantity, unit_price_krw, total_krw,
@@ -403,32 +450,9 @@ SELECT (SELECT stock FROM taken), 1 / (SELECT count(*)::int FROM taken)
 """
 
 
-async def deal_to_order_pg(
-    pg: psycopg.AsyncConnection[Any], deal_id: uuid.UUID
-) -> DealToOrder | None:
-    """``deal_to_order`` on psycopg directly (PostgreSQL answers aware times and EWKB)."""
-    cursor = await pg.execute(_DEAL_TO_ORDER_PG, {"deal_id": deal_id}, prepare=True)
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    deal_id, store_id, name, original, price, markdown, end, closed, stock, store, location = row
-    return DealToOrder(
-        deal_id,
-        store_id,
-        name,
-        original,
-        price,
-        markdown,
-        end,
-        closed,
-        stock,
-        store,
-        parse_ewkb_point(location),
-    )
-
-
 async def place_at_once(
     pg: psycopg.AsyncConnection[Any],
+    snapshot: Snapshot,
     order: NewOrder,
     placed: Event,
     stock_changed: Callable[[int], Event],
@@ -438,8 +462,18 @@ async def place_at_once(
 ) -> int | None:
     """Claims the key with its answer, takes the units and writes the order, its history and its
     events in one autocommit statement; the stock left, or None when nothing was written."""
-    params = _place_params(order, placed, stock_changed, answer, now)
-    params["request_hash"] = request_hash
+    deal = snapshot.deal
+    params = {
+        **_place_params(order, placed, stock_changed, answer, now),
+        "request_hash": request_hash,
+        "deal_name": deal.name,
+        "original_price_krw": deal.original_price_krw,
+        "price_krw": deal.price_krw,
+        "markdown": snapshot.markdown,
+        "pickup_end_at": deal.pickup_end_at,
+        "store_name": deal.store_name,
+        "location": snapshot.location,
+    }
     try:
         cursor = await pg.execute(_PLACE_AT_ONCE, params, prepare=True)
     except psycopg.errors.DivisionByZero:

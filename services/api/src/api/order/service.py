@@ -213,6 +213,7 @@ async def place_order(
 
 async def place_order_at_once(
     connection: Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]],
+    snapshots: dict[uuid.UUID, repository.Snapshot],
     actor: Principal,
     data: OrderCreate,
     now: datetime,
@@ -221,38 +222,81 @@ async def place_order_at_once(
     request_hash: str,
     max_quantity: int,
 ) -> dict[str, Any] | None:
-    """``place_order`` for its plain success case on PostgreSQL, in two round trips on an
-    autocommit connection: the read, then one statement that claims the key with its answer and
-    writes everything else; the answer, or None when nothing was written (the key exists, too
-    few units, a closed deal, a changed price …: the route then runs the general path, which says
-    why)."""
+    """``place_order`` for its plain success case on PostgreSQL, usually in one round trip on an
+    autocommit connection: the deal as last seen in this process (``snapshots``), then one
+    statement that checks that copy is current, claims the key with its answer and writes
+    everything else. The answer, or None when nothing was written (the key exists, too few
+    units, a closed deal, a changed price …: the route then runs the general path, which says
+    why). A refused write with a remembered copy reads the deal once more: if it changed, the
+    order is tried again with what it is now."""
     if data.quantity > max_quantity:
         return None
     async with connection() as pg:
-        deal = await repository.deal_to_order_pg(pg, data.deal_id)
-        if (
-            deal is None
-            or deal.closed_at is not None
-            or deal.stock < data.quantity
-            or now >= deal.pickup_end_at
-        ):
-            return None
-        try:
-            order, read, placed, stock_event = new_order(deal, actor, data, now)
-        except PriceChanged:
-            return None
-        body = read.model_dump(mode="json")
-        answer = repository.Answer(actor.user_id, answer_key, 201, body)
-        left = await repository.place_at_once(
-            pg, order, placed, stock_event, answer, request_hash, now
-        )
-    if left is None:
-        return None
+        snapshot = snapshots.get(data.deal_id)
+        fresh = snapshot is None
+        while True:
+            if snapshot is None:
+                snapshot = await repository.snapshot_pg(pg, data.deal_id)
+                if snapshot is None:
+                    return None
+                _remember(snapshots, snapshot)
+            placed = await _place_snapshot(
+                pg, snapshot, fresh, actor, data, now, answer_key, request_hash
+            )
+            if placed is not None:
+                break
+            if fresh:
+                return None
+            again = await repository.snapshot_pg(pg, data.deal_id)
+            if again is None or again.copies() == snapshot.copies():
+                return None  # the refusal is real: the route says why
+            snapshot, fresh = again, True
+            _remember(snapshots, snapshot)
+    body, order_id, left = placed
     log.info(
         "order placed",
-        extra={"order_id": str(order.id), "deal_id": str(deal.id), "stock_left": left},
+        extra={"order_id": str(order_id), "deal_id": str(data.deal_id), "stock_left": left},
     )
     return body
+
+
+SNAPSHOTS_KEPT = 4096
+
+
+def _remember(
+    snapshots: dict[uuid.UUID, repository.Snapshot], snapshot: repository.Snapshot
+) -> None:
+    snapshots.pop(snapshot.deal.id, None)
+    while len(snapshots) >= SNAPSHOTS_KEPT:
+        del snapshots[next(iter(snapshots))]  # the oldest first: dicts keep insertion order
+    snapshots[snapshot.deal.id] = snapshot
+
+
+async def _place_snapshot(
+    pg: psycopg.AsyncConnection[Any],
+    snapshot: repository.Snapshot,
+    fresh: bool,
+    actor: Principal,
+    data: OrderCreate,
+    now: datetime,
+    answer_key: str,
+    request_hash: str,
+) -> tuple[dict[str, Any], uuid.UUID, int] | None:
+    deal = snapshot.deal
+    if now >= deal.pickup_end_at or (
+        fresh and (deal.closed_at is not None or deal.stock < data.quantity)
+    ):
+        return None  # a remembered copy's stock and closing are old: the write checks those
+    try:
+        order, read, placed, stock_event = new_order(deal, actor, data, now)
+    except PriceChanged:
+        return None
+    body = read.model_dump(mode="json")
+    answer = repository.Answer(actor.user_id, answer_key, 201, body)
+    left = await repository.place_at_once(
+        pg, snapshot, order, placed, stock_event, answer, request_hash, now
+    )
+    return None if left is None else (body, order.id, left)
 
 
 async def _transition(

@@ -6,8 +6,11 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from api.order import service
+from api.outbox import OutboxEvent
+from contracts import parse_event
 
 from .conftest import Api
 
@@ -110,3 +113,38 @@ async def test_bad_requests_get_the_routes_problems(api: Api, calls: dict[str, i
     assert manager_only.status_code == 403
     assert too_many.status_code == 422
     assert calls == {"route": 0, "fast": 0}
+
+
+async def test_an_order_after_the_deal_changed_copies_the_deal_as_it_is_now(
+    api: Api, calls: dict[str, int]
+) -> None:
+    store = await api.store()
+    manager = await api.manager_of(store)
+    deal = await api.deal(store, manager, quantity=10)
+    customer = api.customer()
+    first = await api.order(deal["id"], customer)  # the fast path now remembers the deal
+    edited = await api.client.patch(
+        f"/manager/stores/{store}/deals/{deal['id']}",
+        json={"name": "반값 도시락", "markdown": [{"minutes_before_end": 600, "percent_off": 50}]},
+        headers=manager,
+    )
+    assert edited.status_code == 200, edited.text
+
+    old_price = await api.order(deal["id"], customer, expected_unit_price_krw=deal["price_krw"])
+    new_price = await api.order(deal["id"], customer, expected_unit_price_krw=4000)
+    unchecked = await api.order(deal["id"], customer)
+
+    assert first.status_code == new_price.status_code == unchecked.status_code == 201
+    assert first.json()["unit_price_krw"] == deal["price_krw"]
+    assert old_price.status_code == 409
+    assert old_price.json()["code"] == "price_changed"
+    assert new_price.json()["unit_price_krw"] == unchecked.json()["unit_price_krw"] == 4000
+    assert calls == {"route": 1, "fast": 3}  # only the refusal went to the route
+    async with api.sessions() as session:
+        names = await session.scalars(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.key == store, OutboxEvent.type == "order.placed"
+            )
+        )
+        deal_names = [parse_event(p).data.deal_name for p in names]  # type: ignore[union-attr]
+    assert sorted(deal_names) == sorted([deal["name"], "반값 도시락", "반값 도시락"])
