@@ -1,17 +1,24 @@
 """Push throughput to the FCM stand-in: firebase-admin's ``send_each_async`` (what push uses)
-against the plain thread-pool ``send_each``, same messages, same run.
+against the plain thread-pool ``send_each``, same messages, same run, same stand-in binary.
 
-    nice -n 10 uv run python bench/push/throughput.py --messages 5000 --http2
+    uv run python bench/push/throughput.py --messages 6000 --processes 1    # ~30 s quiet
+    uv run python bench/push/throughput.py --messages 6000 --processes 2    # push's 2 replicas
 
-The async side is push's own ``FcmSender`` with push's default tuning (HTTP/2 over
-``--connections``, ``--concurrent-batches`` calls of ``send_each_async`` at once, handed
-``batch × concurrent-batches`` messages at a time as the pipeline does), and google-auth's real
-OAuth token exchange against the stand-in (a short access token as the Bearer, as with FCM).
-The stand-in runs as its own process (``python -m standins.fcm``) so it does not share the
-sender's interpreter; the CPU each side used per message is reported too.
+The async side is push's own ``FcmSender`` with push's default tuning (firebase-admin
+``send_each_async``, at most 500 a call, over push's HTTP/2 transport: h2c to the stand-in), on
+uvloop as push runs in production, handed ``batch × concurrent-batches`` messages at a time as
+the pipeline does, with google-auth's real OAuth token exchange against the stand-in. The
+thread-pool side is firebase-admin's ``send_each`` (requests, HTTP/1.1 keep-alive, a thread per
+message), its pool widened to the stand-in's http:// URL.
 
-Results go to stdout and, with --out, to a JSON file; the goal (issue 7):
-≥ 2,000 notifications/s and ≥ 3× the thread-pool send_each, on 2 cores.
+Both sides get the same: ``--processes`` sender processes each (every process sends its share;
+all start together after their warm-up, the rate is all messages / wall time), and the FCM
+stand-in as a separate process (``python -m standins.fcm``, fresh for each side: h2c on uvloop
+for send_each_async, its HTTP/1.1 mode — uvicorn, httptools — for send_each). The bench
+reports notifications/s, the ratio, and the CPU each process used per message (the senders
+summed over their processes, and the stand-in): CPU per message is what to compare on a shared
+machine. Goal (issue 7): ≥ 2,000 notifications/s and ≥ 3× the thread-pool send_each, on 2
+cores.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -31,12 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import firebase_admin  # type: ignore[import-untyped]
-from firebase_admin import credentials, messaging
-
-from push.delivery.fcm import FcmSender
-from push.delivery.sender import Notification, Outcome
-from push.settings import FcmSettings
+HERE = Path(__file__).resolve()
 
 
 def _free_port() -> int:
@@ -59,7 +62,18 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"the FCM stand-in did not listen on {port} within 30 s")
 
 
-def _notifications(count: int) -> list[Notification]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- one sender process -------------------------------------------------------------------------
+
+
+def _notifications(count: int) -> list[Any]:
+    from push.delivery.sender import Notification  # noqa: PLC0415 — workers only
+
     return [
         Notification(
             "token",
@@ -72,173 +86,247 @@ def _notifications(count: int) -> list[Notification]:
     ]
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _settings(args: argparse.Namespace) -> Any:
+    from push.settings import FcmSettings  # noqa: PLC0415
+
+    return FcmSettings(
+        sender="fcm",
+        project_id="magam-local",
+        credentials_file=args.service_account,
+        send_url=f"http://127.0.0.1:{args.port}/v1/projects/{{project}}/messages:send",
+        batch_size=args.batch,
+        h2c=True,
+        concurrent_batches=args.concurrent_batches,
+        connections=args.connections,
+    )
 
 
-async def _async_rate(
-    settings: FcmSettings, notes: list[Notification], standin_pid: int
-) -> tuple[float, dict[str, int]]:
-    sender = FcmSender(settings)
+def _report(sent: int, cpu_s: float, elapsed_s: float) -> None:
+    print(json.dumps({"sent": sent, "cpu_s": cpu_s, "elapsed_s": elapsed_s}), flush=True)
+
+
+def _ready_then_wait_for_go() -> None:
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("the bench did not say go")
+
+
+async def _async_worker(args: argparse.Namespace) -> None:
+    from push.delivery.fcm import FcmSender  # noqa: PLC0415
+    from push.delivery.sender import Outcome  # noqa: PLC0415
+
+    sender = FcmSender(_settings(args))
     step = sender.max_batch * sender.concurrency  # what the pipeline hands the sender at once
+    notes = _notifications(args.messages)
     try:
-        await sender.send(notes[:step])  # warm-up: the token exchange, connections
-        started = time.perf_counter()
-        cpu0, standin0 = time.process_time(), _cpu_s(standin_pid)
-        done = 0
+        await sender.send(_notifications(step))  # warm-up: the token exchange, the connection
+        await asyncio.get_running_loop().run_in_executor(None, _ready_then_wait_for_go)
+        started, cpu0 = time.perf_counter(), time.process_time()
+        sent = 0
         for start in range(0, len(notes), step):
             results = await sender.send(notes[start : start + step])
-            done += sum(1 for r in results if r.outcome == Outcome.SENT)
-            print(f"\r  send_each_async: {done}/{len(notes)}", end="", file=sys.stderr)
-        elapsed = time.perf_counter() - started
-        cpu = {
-            "sender_cpu_us_per_msg": round(1e6 * (time.process_time() - cpu0) / len(notes)),
-            "standin_cpu_us_per_msg": round(1e6 * (_cpu_s(standin_pid) - standin0) / len(notes)),
-        }
+            sent += sum(1 for r in results if r.outcome == Outcome.SENT)
+        _report(sent, time.process_time() - cpu0, time.perf_counter() - started)
     finally:
         await sender.aclose()
-    print(file=sys.stderr)
-    if done != len(notes):
-        raise SystemExit(f"only {done} of {len(notes)} accepted: check the stand-in's log")
-    return len(notes) / elapsed, cpu
 
 
-def _threadpool_rate(
-    settings: FcmSettings, notes: list[Notification], batch: int, standin_pid: int
-) -> tuple[float, dict[str, int]]:
-    assert settings.credentials_file is not None
+def _threadpool_worker(args: argparse.Namespace) -> None:
+    import firebase_admin  # type: ignore[import-untyped]  # noqa: PLC0415
+    from firebase_admin import credentials, messaging  # noqa: PLC0415
+
+    settings = _settings(args)
     info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
     app = firebase_admin.initialize_app(
         credentials.Certificate(info), {"projectId": settings.project_id}, name="bench-sync"
     )
-    session = messaging._get_messaging_service(app)._client.session
+    messaging._MessagingService.FCM_URL = settings.send_url.replace("{project}", "{0}")
+    service = messaging._get_messaging_service(app)
     # send_each mounts its pooled adapter on https://fcm.googleapis.com only; give the
     # stand-in's http:// URL the same pool so the comparison is fair.
-    session.mount(
+    service._client.session.mount(
         "http://", messaging.requests.adapters.HTTPAdapter(pool_connections=100, pool_maxsize=100)
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        messages = [
-            messaging.Message(
-                token=n.target, data=n.data, notification=messaging.Notification(n.title, n.body)
-            )
-            for n in notes
-        ]
+
+    def messages(count: int) -> list[Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return [
+                messaging.Message(
+                    token=n.target,
+                    data=n.data,
+                    notification=messaging.Notification(n.title, n.body),
+                )
+                for n in _notifications(count)
+            ]
+
+    todo = messages(args.messages)
     try:
-        messaging.send_each(messages[:batch], app=app)
-        started = time.perf_counter()
-        cpu0, standin0 = time.process_time(), _cpu_s(standin_pid)
-        done = 0
-        for start in range(0, len(messages), batch):
-            response = messaging.send_each(messages[start : start + batch], app=app)
-            done += response.success_count
-            print(f"\r  send_each (threads): {done}/{len(messages)}", end="", file=sys.stderr)
-        elapsed = time.perf_counter() - started
-        cpu = {
-            "threadpool_sender_cpu_us_per_msg": round(
-                1e6 * (time.process_time() - cpu0) / len(messages)
-            ),
-            "threadpool_standin_cpu_us_per_msg": round(
-                1e6 * (_cpu_s(standin_pid) - standin0) / len(messages)
-            ),
-        }
+        messaging.send_each(messages(args.batch), app=app)  # warm-up
+        _ready_then_wait_for_go()
+        started, cpu0 = time.perf_counter(), time.process_time()
+        sent = 0
+        for start in range(0, len(todo), args.batch):
+            sent += messaging.send_each(todo[start : start + args.batch], app=app).success_count
+        _report(sent, time.process_time() - cpu0, time.perf_counter() - started)
     finally:
         firebase_admin.delete_app(app)
-    print(file=sys.stderr)
-    if done != len(messages):
-        raise SystemExit(f"only {done} of {len(messages)} accepted by send_each")
-    return len(messages) / elapsed, cpu
+
+
+# -- the bench ----------------------------------------------------------------------------------
+
+
+def _run_side(
+    kind: str, args: argparse.Namespace, port: int, sa: Path, standin_pid: int
+) -> dict[str, Any]:
+    """Starts the sender processes, lets them warm up, starts them together; their results."""
+    share = args.messages // args.processes
+    command = [
+        sys.executable,
+        str(HERE),
+        "--worker",
+        kind,
+        "--port",
+        str(port),
+        "--service-account",
+        str(sa),
+        "--messages",
+        str(share),
+        "--batch",
+        str(args.batch),
+        "--concurrent-batches",
+        str(args.concurrent_batches),
+        "--connections",
+        str(args.connections),
+    ]
+    workers = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(args.processes)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            if worker.stdout.readline().strip() != "ready":
+                raise SystemExit(f"a {kind} sender failed to warm up: see its stderr above")
+        standin0 = _cpu_s(standin_pid)
+        started = time.perf_counter()
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        reports = []
+        for worker in workers:
+            assert worker.stdout is not None
+            reports.append(json.loads(worker.stdout.readline()))
+        elapsed = time.perf_counter() - started
+        standin_cpu = _cpu_s(standin_pid) - standin0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.stdin.close() if worker.stdin else None
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    total = share * args.processes
+    sent = sum(r["sent"] for r in reports)
+    if sent != total:
+        raise SystemExit(f"{kind}: only {sent} of {total} accepted; check the stand-in's log")
+    return {
+        "per_s": round(total / elapsed),
+        "sender_cpu_us_per_msg": round(1e6 * sum(r["cpu_s"] for r in reports) / total),
+        "sender_cpu_us_per_msg_each": [round(1e6 * r["cpu_s"] / share) for r in reports],
+        "standin_cpu_us_per_msg": round(1e6 * standin_cpu / total),
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def _standin(port: int, sa: Path, *, http2: bool) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "standins.fcm", "--port", str(port), "--service-account", str(sa)]
+        + (["--http2"] if http2 else []),
+        stdout=subprocess.DEVNULL,
+    )
+    _wait_listening(port, proc)
+    return proc
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="messages per method")
+    parser.add_argument("--messages", type=int, default=6000, help="messages per side (6000)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="sender processes per side, same for both (1)"
+    )
     parser.add_argument("--batch", type=int, default=500, help="messages per call (≤ 500)")
-    defaults = FcmSettings()
     parser.add_argument(
         "--concurrent-batches",
         type=int,
-        default=defaults.concurrent_batches,
-        help=f"send_each_async calls at once (push's default {defaults.concurrent_batches})",
+        default=1,
+        help="send_each_async calls at once per process (push's default 1)",
     )
     parser.add_argument(
-        "--connections",
-        type=int,
-        default=defaults.connections,
-        help=f"HTTP/2 connections (push's default {defaults.connections})",
+        "--connections", type=int, default=1, help="HTTP/2 connections per process (push's 1)"
     )
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    parser.add_argument(
-        "--http2", action="store_true", help="stand-in and send_each_async over h2c (HTTP/2)"
-    )
+    parser.add_argument("--worker", choices=["async", "threads"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--service-account", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    port = _free_port()
+    if args.worker == "async":
+        import uvloop  # noqa: PLC0415 — push serves on uvloop (servicekit.runner)
+
+        uvloop.run(_async_worker(args))
+        return
+    if args.worker == "threads":
+        _threadpool_worker(args)
+        return
+
+    command = "uv run python bench/push/throughput.py " + shlex.join(sys.argv[1:])
+    began = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="push-bench-"))
+    port = _free_port()
     sa = workdir / "service-account.json"
-    standin = subprocess.Popen(
-        [sys.executable, "-m", "standins.fcm", "--port", str(port), "--service-account", str(sa)]
-        + (["--http2"] if args.http2 else []),
-        stdout=subprocess.DEVNULL,
+    print(
+        f"{args.messages} messages a side, {args.processes} sender process(es) each",
+        file=sys.stderr,
     )
+    # One stand-in process per side (a fresh one: no state carried over), the same program:
+    # h2c for send_each_async; for send_each (HTTP/1.1 only) its HTTP/1.1 mode, uvicorn with
+    # httptools — the cheapest HTTP/1.1 server at hand, the baseline's best case.
+    standin = _standin(port, sa, http2=True)
     try:
-        _wait_listening(port, standin)
-        settings = FcmSettings(
-            sender="fcm",
-            project_id="magam-local",
-            credentials_file=sa,
-            send_url=f"http://127.0.0.1:{port}/v1/projects/{{project}}/messages:send",
-            batch_size=args.batch,
-            h2c=args.http2,
-            concurrent_batches=args.concurrent_batches,
-            connections=args.connections,
-        )
-        print(f"{args.messages} messages, {args.batch} per call, stand-in :{port}", file=sys.stderr)
-        async_rate, cpu = asyncio.run(
-            _async_rate(settings, _notifications(args.messages), standin.pid)
-        )
-        if args.http2:  # send_each (requests) speaks HTTP/1.1 only: its own stand-in
-            standin.terminate()
-            standin.wait()
-            standin = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "standins.fcm",
-                    "--port",
-                    str(port),
-                    "--service-account",
-                    str(workdir / "sa-sync.json"),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-            _wait_listening(port, standin)
-        sync_rate, sync_cpu = _threadpool_rate(
-            settings, _notifications(args.messages), args.batch, standin.pid
-        )
+        async_side = _run_side("async", args, port, sa, standin.pid)
+        print(f"  send_each_async: {async_side}", file=sys.stderr)
+    finally:
+        standin.terminate()
+        standin.wait()
+    standin = _standin(port, sa, http2=False)
+    try:
+        threads_side = _run_side("threads", args, port, sa, standin.pid)
+        print(f"  send_each (thread pool): {threads_side}", file=sys.stderr)
     finally:
         standin.terminate()
         standin.wait()
     result: dict[str, Any] = {
         "bench": "push-throughput",
+        "command": command,
         "messages": args.messages,
+        "processes_per_side": args.processes,
         "batch": args.batch,
         "concurrent_batches": args.concurrent_batches,
         "connections": args.connections,
-        "async_transport": "h2c (HTTP/2)" if args.http2 else "HTTP/1.1",
-        **cpu,
-        "threadpool_transport": "HTTP/1.1",
-        **sync_cpu,
-        "send_each_async_per_s": round(async_rate),
-        "send_each_threadpool_per_s": round(sync_rate),
-        "ratio": round(async_rate / sync_rate, 2),
+        "send_each_async": {"transport": "HTTP/2 (h2c), push's transport, uvloop", **async_side},
+        "send_each_threadpool": {
+            "transport": "HTTP/1.1 keep-alive (requests), stand-in on uvicorn+httptools",
+            **threads_side,
+        },
+        "ratio": round(async_side["per_s"] / threads_side["per_s"], 2),
         "goal": {"per_s": 2000, "ratio": 3.0},
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
+        "duration_s": round(time.perf_counter() - began, 1),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(json.dumps(result, indent=2))

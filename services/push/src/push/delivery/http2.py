@@ -28,6 +28,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 import httpx
 
 # Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); httpx adds none but "host"
@@ -36,6 +37,35 @@ _DROPPED = frozenset({b"host", b"connection", b"keep-alive", b"proxy-connection"
 _DROPPED |= frozenset({b"transfer-encoding", b"upgrade"})
 _WINDOW = 16 * 1024 * 1024  # what we let the server send before it waits for our acks
 _RETRIES = 3  # sends of a request the server did not process
+
+
+class _StatelessEncoder(hpack.Encoder):
+    """HPACK that never adds to the dynamic table: each header is a static-table reference or a
+    literal marked never-indexed (RFC 7541 §6.2.3), so a header block depends only on its
+    headers and a repeated list (FCM's requests differ in content-length alone) is encoded once.
+    A few hundred bytes more per request on the wire than indexing would send, for most of
+    HPACK's CPU."""
+
+    _MEMO_SIZE = 512
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[tuple[Any, ...], bytes] = {}
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        if self.table_size_changes:  # the block must start with a size update: not memoized
+            return super().encode(_never_indexed(headers), huffman)
+        key = tuple(headers)
+        block = self._memo.get(key)
+        if block is None:
+            if len(self._memo) >= self._MEMO_SIZE:
+                self._memo.clear()
+            block = self._memo[key] = super().encode(_never_indexed(key), huffman)
+        return block
+
+
+def _never_indexed(headers: Any) -> list[hpack.NeverIndexedHeaderTuple]:
+    return [hpack.NeverIndexedHeaderTuple(h[0], h[1]) for h in headers]
 
 
 class _NotProcessed(Exception):
@@ -67,6 +97,7 @@ class _Connection(asyncio.Protocol):
                 normalize_outbound_headers=False,
             )
         )
+        self._h2.encoder = _StatelessEncoder()
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, _Stream] = {}
         self._max_streams = max_streams
