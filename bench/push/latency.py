@@ -11,6 +11,16 @@ committed: the outbox row is in it) to the stand-in receiving the ``order.placed
 manager's phone — through the outbox relay, Kafka, push's consumer, its planning transaction and
 firebase-admin. Clocks: one machine, ``time.time()`` on both ends.
 
+``--source outbox`` (labelled ``relay+push only`` in the result) skips api's order path: the bench
+itself commits each order's two outbox rows (``order.placed`` and ``stock.changed``, built as the
+order path builds them) in one transaction, straight into api's database, and the clock starts at
+that commit. It measures the relay, Kafka and push at rates api cannot commit orders at yet.
+
+    nice -n 10 uv run python bench/push/latency.py --source outbox --rate 500 --duration 20
+
+Both modes also report the CPU time api (in outbox mode: the relay alone) and push used per order
+during the load and the drain, from /proc: on a shared box that is steadier than wall time.
+
 The goal (issue 7): p99 ≤ 250 ms at 500 orders/s. The achieved rate (orders answered per
 second) is reported next to the asked one: on a shared 2-core box the asked rate may not be
 reachable, and latency is only meaningful at a rate the system sustains. Needs `scripts/infra up`.
@@ -37,6 +47,14 @@ from typing import Any
 import httpx
 import psycopg
 
+from api.outbox import row_values
+from contracts import (
+    OrderPlaced,
+    OrderPlacedData,
+    StockChanged,
+    StockChangedData,
+    StockChangeReason,
+)
 from servicekit.testing import ServiceProcess, TokenFactory, jwks_server
 from standins.server import free_port
 
@@ -46,6 +64,34 @@ REPO = Path(__file__).resolve().parents[2]
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_outbox_drained(pg_port: int, timeout_s: float = 120) -> None:
+    """Waits until api's outbox has nothing unsent: a backlog another run (or another engineer)
+    left would be published first and counted as this run's latency."""
+    deadline = time.monotonic() + timeout_s
+    dsn = f"host=127.0.0.1 port={pg_port} user=magam password=magam dbname=api"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM outbox_events WHERE sent_at IS NULL"
+            ).fetchone()
+            unsent = row[0] if row else 0
+            if not unsent:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"api's outbox still holds {unsent} unsent events after {timeout_s:.0f} s;"
+                    " is another relay stuck, or Kafka down? (`scripts/infra up`)"
+                )
+            print(f"\r  waiting for the outbox backlog: {unsent} unsent", end="", file=sys.stderr)
+            time.sleep(1)
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -86,9 +132,9 @@ class FcmLog:
 
 def _setup(
     tokens: TokenFactory, api: httpx.Client, push: httpx.Client, pg_port: int, stock: int
-) -> tuple[str, str, dict[str, str]]:
+) -> tuple[str, str, str]:
     """A store with an approved manager, the manager's phone, a deal; returns (deal id, phone,
-    manager headers)."""
+    store id)."""
     store = f"L{uuid.uuid4().hex[:19].upper()}"
     with psycopg.connect(
         f"host=127.0.0.1 port={pg_port} user=magam password=magam dbname=api", autocommit=True
@@ -137,7 +183,7 @@ def _setup(
         conn.execute(
             "UPDATE deals SET quantity = %s, stock = %s WHERE id = %s", (stock, stock, deal_id)
         )
-    return deal_id, phone, manager
+    return deal_id, phone, store
 
 
 def _stages(
@@ -145,7 +191,7 @@ def _stages(
 ) -> dict[str, dict[str, float]]:
     """Where the time went, per order: api commit → relay published to Kafka (outbox
     ``sent_at``) → push planned it (deliveries ``created_at``) → the stand-in received it."""
-    ids = [o for o in committed if o in arrivals]
+    ids = list(committed)  # the relay's stage also for orders push never delivered
     dsn = f"host=127.0.0.1 port={pg_port} user=magam password=magam dbname={{}}"
     with psycopg.connect(dsn.format("api")) as conn:
         published = {
@@ -171,7 +217,7 @@ def _stages(
         "kafka_to_push_planned": [
             planned[o] - published[o] for o in ids if o in published and o in planned
         ],
-        "planned_to_fcm": [arrivals[o] - planned[o] for o in ids if o in planned],
+        "planned_to_fcm": [arrivals[o] - planned[o] for o in ids if o in planned and o in arrivals],
     }
     return {
         name: {
@@ -218,6 +264,11 @@ async def _load(
             if answer.status_code == 201:
                 committed[answer.json()["id"]] = done
             else:
+                if not failures:
+                    print(
+                        f"\n  an order failed: {answer.status_code} {answer.text[:300]}",
+                        file=sys.stderr,
+                    )
                 failures += 1
 
         started = time.monotonic()
@@ -241,12 +292,114 @@ async def _load(
     return committed, failures, elapsed
 
 
+_INSERT_ORDER_EVENTS = (
+    "INSERT INTO outbox_events (event_id, type, topic, key, shard, payload, headers, traceparent)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s), (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _order_events(deal_id: str, store: str, n: int) -> tuple[str, list[Any]]:
+    """An order's id and the parameters of its two outbox rows, as the order path writes them."""
+    now = datetime.now(UTC)
+    order_id = uuid.uuid4()
+    placed = OrderPlaced(
+        key=store,
+        data=OrderPlacedData(
+            order_id=order_id,
+            deal_id=uuid.UUID(deal_id),
+            store_id=store,
+            store_name="지연빵집",
+            deal_name="소금빵",
+            customer_id=f"c-lat-{n}",
+            quantity=1,
+            unit_price_krw=1800,
+            total_krw=1800,
+            pickup_end_at=now + timedelta(hours=2),
+        ),
+    )
+    stock = StockChanged(
+        key=store,
+        data=StockChangedData(
+            deal_id=uuid.UUID(deal_id),
+            store_id=store,
+            quantity_available=1_000_000 - n,
+            price_krw=1800,
+            reason=StockChangeReason.ORDERED,
+            live=True,
+            lat=37.5477,
+            lon=127.0447,
+        ),
+    )
+    params: list[Any] = []
+    for event in (placed, stock):
+        row = row_values(event)
+        params += [
+            *(row["event_id"], row["type"], row["topic"], row["key"], row["shard"]),
+            *(row["payload"], json.dumps(row["headers"]), row["traceparent"]),
+        ]
+    return str(order_id), params
+
+
+async def _load_outbox(
+    pg_port: int, deal_id: str, store: str, rate: float, duration_s: float, log: FcmLog
+) -> tuple[dict[str, float], int, float]:
+    """Orders' outbox rows committed open-loop at ``rate``/s by a few connections, as api's
+    requests would commit them; returns order id → committed time, failures, elapsed."""
+    total = int(rate * duration_s)
+    orders = [_order_events(deal_id, store, n) for n in range(total)]  # built ahead, not timed
+    committed: dict[str, float] = {}
+    failures = 0
+    queue: asyncio.Queue[tuple[str, list[Any]] | None] = asyncio.Queue()
+    dsn = f"host=127.0.0.1 port={pg_port} user=magam password=magam dbname=api"
+
+    async def writer() -> None:
+        nonlocal failures
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            while (item := await queue.get()) is not None:
+                order_id, params = item
+                try:
+                    await conn.execute(_INSERT_ORDER_EVENTS, params)
+                except psycopg.Error:
+                    failures += 1
+                    continue
+                committed[order_id] = time.time()
+
+    writers = [asyncio.create_task(writer()) for _ in range(8)]
+    started = time.monotonic()
+    for n, order in enumerate(orders):
+        delay = started + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(order)
+        if n % max(1, int(rate)) == 0:
+            log.poll()
+            print(
+                f"\r  {n}/{total} orders' events written, {len(committed)} committed,"
+                f" {len(log.arrivals)} at FCM",
+                end="",
+                file=sys.stderr,
+            )
+    for _ in writers:
+        queue.put_nowait(None)
+    await asyncio.gather(*writers)
+    elapsed = time.monotonic() - started
+    print(file=sys.stderr)
+    return committed, failures, elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=50, help="orders per second asked (50)")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load (20)")
     parser.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port (5433)")
     parser.add_argument("--kafka", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--source",
+        choices=("orders", "outbox"),
+        default="orders",
+        help="orders: POST /customer/orders to api (default); outbox: the bench commits the"
+        " orders' outbox rows itself (relay + push only, for rates api cannot place yet)",
+    )
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args()
 
@@ -301,13 +454,14 @@ def main() -> None:
             push.wait_ready()
             api.wait_ready()
             print(f"api :{api.port}, push :{push.port}, FCM stand-in :{fcm_port}", file=sys.stderr)
+            _wait_outbox_drained(args.pg_port)
             log = FcmLog(fcm_log)
             total = int(args.rate * args.duration)
             with (
                 httpx.Client(base_url=api.url, timeout=60) as api_client,
                 httpx.Client(base_url=push.url, timeout=60) as push_client,
             ):
-                deal_id, phone, _ = _setup(
+                deal_id, phone, store = _setup(
                     tokens, api_client, push_client, args.pg_port, total + 50
                 )
             # Warm-up: orders until one reaches the phone (push has learned the manager from
@@ -322,16 +476,24 @@ def main() -> None:
                 time.sleep(0.5)
                 log.poll()
             warm = set(log.arrivals)
-            print(f"warm; {total} orders at {args.rate:g}/s", file=sys.stderr)
-            committed, failures, elapsed = asyncio.run(
-                _load(api.url, tokens, deal_id, args.rate, args.duration, log)
-            )
+            _wait_outbox_drained(args.pg_port)
+            print(f"warm; {total} orders at {args.rate:g}/s ({args.source})", file=sys.stderr)
+            cpu_before = {p.service: _cpu_s(p.process.pid) for p in processes}
+            if args.source == "outbox":
+                committed, failures, elapsed = asyncio.run(
+                    _load_outbox(args.pg_port, deal_id, store, args.rate, args.duration, log)
+                )
+            else:
+                committed, failures, elapsed = asyncio.run(
+                    _load(api.url, tokens, deal_id, args.rate, args.duration, log)
+                )
             drain_deadline = time.monotonic() + 30
             while time.monotonic() < drain_deadline:
                 log.poll()
                 if all(o in log.arrivals for o in committed):
                     break
                 time.sleep(0.2)
+            cpu = {p.service: _cpu_s(p.process.pid) - cpu_before[p.service] for p in processes}
     finally:
         for process in reversed(processes):
             process.stop()
@@ -342,6 +504,10 @@ def main() -> None:
     stages = _stages(args.pg_port, committed, log.arrivals)
     result: dict[str, Any] = {
         "bench": "push-latency-order-to-fcm",
+        "source": args.source,
+        "measures": "relay+push only (outbox rows written by the bench)"
+        if args.source == "outbox"
+        else "api order path + relay + push",
         "rate_asked_per_s": args.rate,
         "duration_s": args.duration,
         "orders_committed": len(committed),
@@ -355,6 +521,9 @@ def main() -> None:
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
         "stages": stages,
+        "cpu_ms_per_order": {
+            name: round(1000 * seconds / max(1, len(committed)), 3) for name, seconds in cpu.items()
+        },
         "goal": {"p99_ms": 250, "rate_per_s": 500},
         "target": phone[:12] + "…",
         "cpus": os.cpu_count(),
