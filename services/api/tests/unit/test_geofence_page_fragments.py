@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 import pytest
 
@@ -258,3 +259,17 @@ def test_distances_are_written_as_orjson_writes_them_rounded() -> None:
         chunk = values[start : start + 50]
         assert service.distance_texts(chunk) == [orjson.dumps(round(d, 1)) for d in chunk]
     assert service.distance_texts([-0.0, 7000.25]) == [b"-0.0", b"7000.2"]
+
+
+def test_the_store_at_each_index_position_is_that_positions_store() -> None:
+    cache = _random_cache(random.Random(8))
+    for _ in range(3):
+        index = cache.index
+        assert [s.id for s in cache.stores_at] == index.keys_at(np.arange(len(index)))
+        # A store leaves (its only deals sold out) and one arrives: both re-laid out.
+        gone = next(iter(cache.stores.values()))
+        for deal_id in list(gone.deals):
+            cache.forget(deal_id)
+        newcomer = _store(900 + len(cache.stores), LAT + 0.002, LON - 0.002)
+        cache.apply(_deal(newcomer.id), newcomer, NOW)
+        assert gone.id not in [s.id for s in cache.stores_at]

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from api.deal.models import Deal
 from api.deal.pricing import MarkdownStep, price_at
 from api.geofence.index import DistrictGrid, GeoIndex, Hits
@@ -136,6 +138,7 @@ class District:
         self.loaded = False
         self.deal_count = 0
         self._grid: DistrictGrid | None = None
+        self._in_grid_order: list[CachedStore] | None = None
 
     @property
     def grid(self) -> DistrictGrid:
@@ -146,8 +149,16 @@ class District:
             )
         return self._grid
 
+    @property
+    def in_grid_order(self) -> list[CachedStore]:
+        """The stores in the order of the grid's points (made with the grid)."""
+        if self._in_grid_order is None:
+            self._in_grid_order = [self.stores[key] for key in self.grid.keys]
+        return self._in_grid_order
+
     def changed(self) -> None:
         self._grid = None
+        self._in_grid_order = None
 
     def nbytes(self) -> int:
         """An estimate: the grid's arrays plus the entries' objects (not the shared strings)."""
@@ -169,6 +180,7 @@ class GeoCache:
         self.full = False  # the bound was hit: answers come from PostGIS until a reload
         self._index: GeoIndex | None = None
         self._index_nbytes = 0
+        self._stores_at: list[CachedStore] | None = None
 
     def district(self, code: str) -> District:
         found = self.districts.get(code)
@@ -183,6 +195,7 @@ class GeoCache:
         self.deals.clear()
         self.full = False
         self._index = None
+        self._stores_at = None
 
     def put_rows(self, rows: Iterable[Sequence[Any]]) -> bool:
         """Add live deals (rows of ``repository.stream_live_rows``, in its column order); False
@@ -229,6 +242,7 @@ class GeoCache:
     def _changed(self, district: District) -> District:
         district.changed()
         self._index = None
+        self._stores_at = None
         return district
 
     @property
@@ -238,6 +252,24 @@ class GeoCache:
             self._index = GeoIndex(self.districts[code].grid for code in sorted(self.districts))
             self._index_nbytes = self._index.nbytes
         return self._index
+
+    @property
+    def stores_at(self) -> list[CachedStore]:
+        """The store entry at each position of :attr:`index`: a hit's store by one list index
+        (no key, no dict lookup: the nearby page's loop touches one object per hit).
+
+        The index lays the districts' grids end to end, in the order given (``index.grids``);
+        per district the list is made with its grid, so a change re-joins lists only."""
+        index = self.index
+        if self._stores_at is None:
+            districts = [self.districts[code] for code in sorted(self.districts)]
+            parts = [d for d in districts if len(d.grid)]
+            if [d.grid for d in parts] == index.grids:
+                self._stores_at = [s for d in parts for s in d.in_grid_order]
+            else:  # laid out otherwise: ask the index for every key (slower, still right)
+                keys = index.keys_at(np.arange(len(index), dtype=np.int64))
+                self._stores_at = [self.stores[key] for key in keys]
+        return self._stores_at
 
     @property
     def index_nbytes(self) -> int:

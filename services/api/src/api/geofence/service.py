@@ -193,24 +193,22 @@ def _collect(
     distances = hits.distances
     ordered = candidates[np.argsort(distances[candidates], kind="stable")]
     by_distance = query.sort is NearbySort.DISTANCE
-    stores = cache.stores
     category = query.category
     ranked: list[Ranked] = []
     wanted = query.limit + 1
     now_us = micros(now)
     last = -1.0
-    # Keys in batches, a page's worth first (distance order mostly stops within it): one
-    # vectorised lookup instead of one Hits.key call per hit.
-    keys: list[str] = []
-    keys_at, positions = hits.index.keys_at, hits.position
-    # Python floats once, not a NumPy scalar per hit (this loop is the request's core).
+    stores_at = cache.stores_at
+    positions = hits.position[ordered]
+    stores: list[CachedStore] = []
+    # Python floats and ints once, not a NumPy scalar per hit (this loop is the request's core).
     for j, distance in enumerate(distances[ordered].tolist()):
         # Distance order: stop once a full page (and every tie at its end) is collected.
         if by_distance and len(ranked) >= wanted and distance > last:
             return ranked, True
-        if j == len(keys):
-            keys += keys_at(positions[ordered[j : j + max(wanted + 8, j)]])
-        store = stores[keys[j]]
+        if j == len(stores):  # the stores in batches: a page's worth first (mostly enough)
+            stores += [stores_at[p] for p in positions[j : j + max(wanted + 8, j)].tolist()]
+        store = stores[j]
         if category and not store.category_code.startswith(category):
             continue
         if by_distance:
