@@ -68,3 +68,21 @@ async def test_an_unknown_bearer_is_unauthenticated_over_http2(h2c: tuple[FakeFc
     assert answer.status_code == 401
     assert answer.json()["error"]["status"] == "UNAUTHENTICATED"
     assert fake.accepted() == []
+
+
+def test_a_block_that_leaves_the_table_alone_decodes_the_same_from_memory() -> None:
+    from hpack import Decoder, Encoder, NeverIndexedHeaderTuple  # noqa: PLC0415
+
+    from standins.h2c import _RememberingDecoder  # noqa: PLC0415
+
+    headers = [(b":method", b"POST"), (b":path", b"/v1/x"), (b"authorization", b"Bearer t")]
+    stateless = Encoder().encode([NeverIndexedHeaderTuple(n, v) for n, v in headers])
+    decoder = _RememberingDecoder()
+    first, again = decoder.decode(stateless, raw=True), decoder.decode(stateless, raw=True)
+    assert first == again == Decoder().decode(stateless, raw=True) == headers
+    assert len(decoder._memo) == 1
+    # A client that indexes (httpx, curl) changes the table: decoded in full every time.
+    encoder, indexing = Encoder(), _RememberingDecoder()
+    for _ in range(3):
+        assert indexing.decode(encoder.encode(headers), raw=True) == headers
+    assert indexing._memo == {}

@@ -458,9 +458,9 @@ def main(argv: list[str] | None = None) -> None:
         args.service_account.write_text(json.dumps(fake.service_account(base)), encoding="utf-8")
     print(f"FCM stand-in on {base}/v1/projects/{args.project}/messages:send")
     if args.http2:
-        from standins.h2c import serve_h2c  # noqa: PLC0415
-
         import uvloop  # noqa: PLC0415 — C event loop: the stand-in's share of a bench's CPU
+
+        from standins.h2c import serve_h2c  # noqa: PLC0415
 
         uvloop.run(serve_h2c(fake.app, "127.0.0.1", args.port))
     else:

@@ -21,6 +21,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h11
+import hpack
 
 Scope = MutableMapping[str, Any]
 App = Callable[
@@ -29,6 +30,34 @@ App = Callable[
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class _RememberingDecoder(hpack.Decoder):
+    """hpack's decoder that remembers header blocks which neither use nor change the dynamic
+    table — static references and literals that are not indexed, what push's sender sends: such
+    a block decodes to the same headers every time, so each distinct one is decoded once.
+    Blocks from clients that index (httpx, curl) take hpack's full path, as before."""
+
+    _MEMO_SIZE = 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[tuple[bytes, bool, int, int], list[Any]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        table = self.header_table
+        if table.dynamic_entries:
+            return super().decode(data, raw)
+        key = (bytes(data), raw, table.maxsize, self.max_header_list_size)
+        headers = self._memo.get(key)
+        if headers is None:
+            headers = list(super().decode(data, raw))
+            if table.dynamic_entries or (table.maxsize, self.max_header_list_size) != key[2:]:
+                return headers  # the block changed the table: not a pure function of its bytes
+            if len(self._memo) >= self._MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = headers
+        return list(headers)
 
 
 async def _call(
@@ -115,6 +144,9 @@ class _Protocol(asyncio.Protocol):
                         normalize_outbound_headers=False,
                     )
                 )
+                decoder = _RememberingDecoder()
+                decoder.max_header_list_size = self._h2.decoder.max_header_list_size
+                self._h2.decoder = decoder
                 self._h2.initiate_connection()
             else:
                 self._h11 = h11.Connection(h11.SERVER)

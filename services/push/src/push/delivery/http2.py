@@ -52,15 +52,17 @@ class _StatelessEncoder(hpack.Encoder):
         super().__init__()
         self._memo: dict[tuple[Any, ...], bytes] = {}
 
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        # Plain literals, no Huffman coding: the server copies them instead of decoding them
+        # bit by bit for every request (a literal is sent each time, not an index).
         if self.table_size_changes:  # the block must start with a size update: not memoized
-            return super().encode(_never_indexed(headers), huffman)
+            return super().encode(_never_indexed(headers), huffman=False)
         key = tuple(headers)
         block = self._memo.get(key)
         if block is None:
             if len(self._memo) >= self._MEMO_SIZE:
                 self._memo.clear()
-            block = self._memo[key] = super().encode(_never_indexed(key), huffman)
+            block = self._memo[key] = super().encode(_never_indexed(key), huffman=False)
         return block
 
 
