@@ -181,6 +181,7 @@ def standin(prod_profile: Infra) -> Iterator[Standin]:
             str(sa),
             "--log",
             str(log),
+            "--http2",  # h2c, as FCM speaks HTTP/2: the replicas send over push's own transport
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -194,6 +195,7 @@ def standin(prod_profile: Infra) -> Iterator[Standin]:
             "PUSH_FCM__PROJECT_ID": "magam-test",
             "PUSH_FCM__CREDENTIALS_FILE": str(sa),
             "PUSH_FCM__SEND_URL": f"http://127.0.0.1:{port}/v1/projects/{{project}}/messages:send",
+            "PUSH_FCM__H2C": "true",
             "PUSH_CONSUMER__GROUP_ID": f"push-crash-{run}",
             "PUSH_CONSUMER__TOPICS": json.dumps([f"crash-order-{run}"]),
             "PUSH_CONSUMER__SESSION_TIMEOUT_MS": "6000",

@@ -9,8 +9,11 @@ retry policy decides. That is what keeps "no notification twice" true across rec
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -18,6 +21,10 @@ import h2.errors
 import h2.events
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from push.delivery.http2 import Http2Transport
 
@@ -157,3 +164,62 @@ async def test_plain_http_without_prior_knowledge_is_refused() -> None:
     async with httpx.AsyncClient(transport=Http2Transport()) as client:
         with pytest.raises(httpx.UnsupportedProtocol):
             await client.get("http://127.0.0.1:9/")
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("server_alpn", [["h2"], ["http/1.1"]])
+async def test_https_negotiates_http2_by_alpn_and_refuses_a_server_without_it(
+    tmp_path: Path, server_alpn: list[str]
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    server_tls.set_alpn_protocols(server_alpn)
+    state = ScriptedServer(lambda conn, n: "answer")
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _ServerProtocol(state), "127.0.0.1", 0, ssl=server_tls
+    )
+    port = server.sockets[0].getsockname()[1]
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    client_tls.set_alpn_protocols(["h2"])
+    try:
+        async with httpx.AsyncClient(transport=Http2Transport(ssl_context=client_tls)) as client:
+            url = f"https://localhost:{port}/v1/projects/p/messages:send"
+            if server_alpn == ["h2"]:
+                answer = await client.post(url, content=b"over tls")
+                assert answer.status_code == 200
+                assert answer.http_version == "HTTP/2"
+                assert state.processed == [b"over tls"]
+            else:
+                with pytest.raises(httpx.ConnectError, match="ALPN"):
+                    await client.post(url, content=b"over tls")
+                assert state.processed == []
+    finally:
+        server.close()
