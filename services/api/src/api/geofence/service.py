@@ -131,20 +131,23 @@ _DISTANCE_TEXT = [orjson.dumps(tenths / 10) for tenths in range(10 * MAX_RADIUS_
 
 
 def distance_texts(distances: list[float]) -> list[bytes]:
-    """Each distance as the page shows it: ``orjson.dumps(round(d, 1))``, for a page at once.
+    """Each distance as the page shows it: ``orjson.dumps(round(d, 1))``.
 
-    ``rint(10 d)`` is Python's ``round`` unless 10 d lies within rounding error of a half (the
-    product is off by under 1e-11 here); those, and anything beyond the table, take ``round``.
+    ``round(10 d)`` (to the nearest integer) gives the same tenths unless 10 d lies within
+    rounding error of a half (the product is off by under 1e-11 here); those, and anything not
+    in (0, 5 km], are written by ``round(d, 1)`` itself.
     """
-    tenths = np.array(distances, dtype=np.float64) * 10.0
-    nearest = np.rint(tenths)
-    odd = np.abs(np.abs(tenths - nearest) - 0.5) < 1e-6
-    odd |= ~(nearest <= 10 * MAX_RADIUS_M)  # also NaN
-    odd |= np.signbit(nearest)  # negative, or -0.0
-    if odd.any():
-        return [orjson.dumps(round(d, 1)) for d in distances]
     table = _DISTANCE_TEXT
-    return [table[t] for t in nearest.astype(np.int64).tolist()]
+    texts = []
+    for d in distances:
+        if 0.0 < d <= MAX_RADIUS_M:
+            tenths = d * 10.0
+            nearest = round(tenths)
+            if -0.499999 < tenths - nearest < 0.499999:
+                texts.append(table[nearest])
+                continue
+        texts.append(orjson.dumps(round(d, 1)))
+    return texts
 
 
 def _page(ranked: list[Ranked], query: NearbyQuery, source: Source, now_us: int) -> bytes:
