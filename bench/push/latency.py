@@ -257,7 +257,9 @@ async def _load(
                     json={"deal_id": deal_id, "quantity": 1},
                     headers={**headers[n], "Idempotency-Key": str(uuid.uuid4())},
                 )
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                if not failures:
+                    print(f"\n  an order failed: {exc!r}", file=sys.stderr)
                 failures += 1
                 return
             done = time.time()

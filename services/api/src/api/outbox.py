@@ -138,7 +138,8 @@ _CLAIM = text(
 ).columns(
     OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, OutboxEvent.payload, OutboxEvent.headers
 )
-_MARK_SENT = text("UPDATE outbox_events SET sent_at = now() WHERE id = ANY(:ids)")
+# clock_timestamp(): when the broker had acked, not when the pass began.
+_MARK_SENT = text("UPDATE outbox_events SET sent_at = clock_timestamp() WHERE id = ANY(:ids)")
 
 # A statement-level trigger: one NOTIFY per inserting statement, delivered at commit (so never
 # for a rolled-back row) and folded into one per transaction by PostgreSQL.
