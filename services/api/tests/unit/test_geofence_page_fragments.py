@@ -185,19 +185,23 @@ def test_the_joined_page_is_the_models_json_at_every_instant_and_order(seed: int
     assert pages > 100
 
 
-def test_a_listed_deal_is_never_served_stale() -> None:
+@pytest.mark.parametrize("sibling", [False, True], ids=["alone", "beside-another-deal"])
+def test_a_listed_deal_is_never_served_stale(sibling: bool) -> None:
     cache = GeoCache()
     cache.warm = True
     store = _store(1, LAT, LON + 0.001)
     deal = _deal(store.id, pickup_end_at=NOW + timedelta(minutes=90))  # 50 % off from 60 min
     cache.apply(deal, store, NOW)
+    if sibling:  # the store's entry stays: only its deals change under it
+        cache.apply(_deal(store.id, pickup_end_at=NOW + timedelta(hours=5)), store, NOW)
     query = service.NearbyQuery(LAT, LON, 500, None, NearbySort.DISTANCE, None, 20)
 
     def listed(now: datetime) -> list[dict[str, Any]]:
         body = _joined(cache, query, now)
         assert body == _reference(cache, query, now)
         items: list[dict[str, Any]] = orjson.loads(body)["items"]
-        return items
+        assert len(items) == sibling + sum(i["deal_id"] == str(deal.id) for i in items)
+        return [i for i in items if i["deal_id"] == str(deal.id)]
 
     first = listed(NOW)
     assert [(i["price_krw"], i["stock"]) for i in first] == [(7_000, 3)]

@@ -107,6 +107,10 @@ class CachedDeal:
         return made
 
 
+# A deal as the nearby ranking reads it: see CachedStore.listing.
+Listed = tuple[int, int, CachedDeal, NearbyDealJson]
+
+
 @dataclass(slots=True)
 class CachedStore:
     id: str
@@ -116,6 +120,9 @@ class CachedStore:
     lat: float
     lon: float
     deals: dict[uuid.UUID, CachedDeal] = field(default_factory=dict)
+    # ``deals`` as the nearby page reads them, made on first use; GeoCache, the only writer of
+    # ``deals``, drops it on every change (``deals_changed``).
+    _listing: tuple[Listed, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, store: Store) -> CachedStore:
@@ -127,6 +134,22 @@ class CachedStore:
             lat=store.location.lat,
             lon=store.location.lon,
         )
+
+    def listing(self) -> tuple[Listed, ...]:
+        """Deals in stock as (pickup end in µs, deal id as an int, deal, its JSON fragments):
+        what ranking by distance reads per hit, without a datetime, UUID or dict in between."""
+        listing = self._listing
+        if listing is None:
+            listing = self._listing = tuple(
+                (made.pickup_end_us, deal.id.int, deal, made)
+                for deal in self.deals.values()
+                if deal.stock > 0
+                for made in (deal.json(self),)
+            )
+        return listing
+
+    def deals_changed(self) -> None:
+        self._listing = None
 
 
 class District:
@@ -218,6 +241,7 @@ class GeoCache:
                 cached = CachedStore(store_id, store_name, category, district_code, lat, lon)
                 stores[store_id] = cached
                 self._changed(self.district(district_code)).stores[store_id] = cached
+            cached.deals_changed()
             cached.deals[deal_id] = CachedDeal(
                 deal_id, store_id, deal_name, original, price, stock, start, end,
                 _schedule(markdown), photo,
@@ -283,6 +307,7 @@ class GeoCache:
             district = self.district(cached.district_code)
             district.stores[store.id] = cached
             self._changed(district)
+        cached.deals_changed()
         cached.deals[deal.id] = CachedDeal.of(deal)
         self.deals[deal.id] = cached
         self.districts[cached.district_code].deal_count += 1
@@ -291,6 +316,7 @@ class GeoCache:
         store = self.deals.pop(deal_id, None)
         if store is None:
             return
+        store.deals_changed()
         store.deals.pop(deal_id, None)
         self.districts[store.district_code].deal_count -= 1
         if not store.deals:

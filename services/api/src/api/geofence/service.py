@@ -218,9 +218,9 @@ def _collect(
             # _rank inlined for the common order: the key is (distance, deal id), and
             # liveness compares integers (the cached datetimes' ZoneInfo makes a datetime
             # comparison cost a microsecond).
-            for deal in store.deals.values():
-                if deal.stock > 0 and now_us < deal.json(store).pickup_end_us:
-                    key = (distance, deal.id.int)
+            for pickup_end_us, deal_id, deal, _ in store.listing():
+                if now_us < pickup_end_us:
+                    key = (distance, deal_id)
                     if after is None or key > after:
                         ranked.append((key, store, deal, distance))
         else:
