@@ -31,6 +31,13 @@ class OrderSettings(BaseModel):
         default="atomic_update",
         description="How stock is taken; select_for_update is the bench's baseline",
     )
+    fast_path_batch: int = Field(
+        default=64,
+        ge=1,
+        le=500,
+        description="At most this many concurrent orders of one deal are written by one"
+        " statement (api.order.fast_path); 1 writes each alone",
+    )
 
 
 class ApiSettings(ServiceSettings):

@@ -40,7 +40,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.clock import utcnow
 from api.order import service
 from api.order.idempotency import request_hash
-from api.order.repository import Snapshot
 from api.order.router import customer_router
 from api.order.schemas import OrderCreate
 from api.settings import ApiSettings
@@ -196,8 +195,7 @@ class OrderFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._connections: Connections | None = None
-        # The deals ordered from lately, as last read (the write checks they still are).
-        self._snapshots: dict[uuid.UUID, Snapshot] = {}
+        self._fast: service.FastOrders | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ORDERS_PATH and scope["method"] == "POST":
@@ -213,18 +211,21 @@ class OrderFastPath:
         async def closing(message: Message) -> None:
             if message["type"].startswith("lifespan.shutdown") and self._connections is not None:
                 await self._connections.close()
-                self._connections = None
+                self._connections = self._fast = None
             await send(message)
 
         return closing
 
-    def _connections_of(self, state: Any, settings: ApiSettings) -> Connections | None:
-        if self._connections is None:
+    def _fast_orders(self, state: Any, settings: ApiSettings) -> service.FastOrders | None:
+        if self._fast is None:
             engine: AsyncEngine = state.sessions.kw["bind"]
             if engine.dialect.name != "postgresql":
                 return None
             self._connections = Connections(engine.url, settings.database.pool_size)
-        return self._connections
+            self._fast = service.FastOrders(
+                self._connections.connection, settings.orders.fast_path_batch
+            )
+        return self._fast
 
     async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """True when answered here; False leaves the request, untouched, to the route."""
@@ -238,16 +239,15 @@ class OrderFastPath:
         settings: ApiSettings = state.settings
         verifier: TokenVerifier | None = state.token_verifier
         plain = verifier is not None and settings.orders.reservation == "atomic_update"
-        connections = self._connections_of(state, settings) if plain else None
-        if verifier is None or connections is None:  # None on the local profile's SQLite too
+        fast = self._fast_orders(state, settings) if plain else None
+        if verifier is None or fast is None:  # None on the local profile's SQLite too
             return False
         try:
             principal: Principal = await verifier.verify(token)
             if not principal.has_role("customer"):
                 return False
             answer = await service.place_order_at_once(
-                connections.connection,
-                self._snapshots,
+                fast,
                 principal,
                 data,
                 utcnow(),

@@ -450,34 +450,157 @@ SELECT (SELECT stock FROM taken), 1 / (SELECT count(*)::int FROM taken)
 """
 
 
-async def place_at_once(
-    pg: psycopg.AsyncConnection[Any],
-    snapshot: Snapshot,
-    order: NewOrder,
-    placed: Event,
-    stock_changed: Callable[[int], Event],
-    answer: Answer,
-    request_hash: str,
-    now: datetime,
-) -> int | None:
-    """Claims the key with its answer, takes the units and writes the order, its history and its
-    events in one autocommit statement; the stock left, or None when nothing was written."""
-    deal = snapshot.deal
-    params = {
-        **_place_params(order, placed, stock_changed, answer, now),
-        "request_hash": request_hash,
+@dataclass(frozen=True)
+class Placement:
+    """One order ready to be written by the fast path, with the deal as it copied it."""
+
+    snapshot: Snapshot
+    order: NewOrder
+    placed: Event
+    stock_changed: Callable[[int], Event]
+    answer: Answer
+    request_hash: str
+    now: datetime
+
+
+def _placement_params(p: Placement) -> dict[str, Any]:
+    deal = p.snapshot.deal
+    return {
+        **_place_params(p.order, p.placed, p.stock_changed, p.answer, p.now),
+        "request_hash": p.request_hash,
         "deal_name": deal.name,
         "original_price_krw": deal.original_price_krw,
         "price_krw": deal.price_krw,
-        "markdown": snapshot.markdown,
+        "markdown": p.snapshot.markdown,
         "pickup_end_at": deal.pickup_end_at,
         "store_name": deal.store_name,
-        "location": snapshot.location,
+        "location": p.snapshot.location,
     }
+
+
+async def place_at_once(pg: psycopg.AsyncConnection[Any], p: Placement) -> int | None:
+    """Claims the key with its answer, takes the units and writes the order, its history and its
+    events in one autocommit statement; the stock left, or None when nothing was written."""
     try:
-        cursor = await pg.execute(_PLACE_AT_ONCE, params, prepare=True)
+        cursor = await pg.execute(_PLACE_AT_ONCE, _placement_params(p), prepare=True)
     except psycopg.errors.DivisionByZero:
         return None
     row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
+
+
+# Several orders of one deal (and one copy of it) in one statement: the same rows as
+# ``_PLACE_AT_ONCE`` for each, one conditional UPDATE for their sum, one commit. All or nothing
+# again: every key must be new and the stock must cover them all, else nothing is written and
+# the caller places them one by one (so each still gets exactly what one order would).
+# Order n's stock event says the stock left after it: what the UPDATE left plus the units of
+# the orders after it in the batch.
+_PLACE_MANY = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(customer_id)s::text[], %(answer_key)s::text[], %(request_hash)s::text[],
+        %(answer_body)s::text[], %(at)s::timestamptz[], %(order_id)s::uuid[],
+        %(quantity)s::int[], %(unit_price_krw)s::int[], %(total_krw)s::int[],
+        %(pickup_code)s::text[], %(later)s::int[],
+        %(e1_event_id)s::uuid[], %(e1_type)s::text[], %(e1_topic)s::text[], %(e1_key)s::text[],
+        %(e1_shard)s::int[], %(e1_payload)s::bytea[], %(e1_headers)s::text[],
+        %(e1_traceparent)s::text[],
+        %(e2_event_id)s::uuid[], %(e2_type)s::text[], %(e2_topic)s::text[], %(e2_key)s::text[],
+        %(e2_shard)s::int[], %(e2_payload_sold_out)s::bytea[], %(e2_template)s::text[],
+        %(e2_headers)s::text[], %(e2_traceparent)s::text[]
+    ) WITH ORDINALITY AS i(customer_id, answer_key, request_hash, answer_body, at, order_id,
+                           quantity, unit_price_krw, total_krw, pickup_code, later,
+                           e1_event_id, e1_type, e1_topic, e1_key, e1_shard, e1_payload,
+                           e1_headers, e1_traceparent,
+                           e2_event_id, e2_type, e2_topic, e2_key, e2_shard,
+                           e2_payload_sold_out, e2_template, e2_headers, e2_traceparent, n)
+), claim AS (
+    INSERT INTO idempotency_keys (customer_id, key, request_hash, created_at, response_status,
+                                  response_body, completed_at)
+    SELECT customer_id, answer_key, request_hash, at, 201, CAST(answer_body AS json), at
+    FROM input ORDER BY n
+    ON CONFLICT DO NOTHING
+    RETURNING key
+), taken AS (
+    UPDATE deals SET stock = stock - %(units)s, updated_at = now()
+    WHERE id = %(deal_id)s AND stock >= %(units)s AND closed_at IS NULL
+          AND pickup_end_at > %(now)s AND (SELECT count(*) FROM claim) = %(orders)s
+          AND store_id = %(store_id)s AND name = %(deal_name)s
+          AND original_price_krw = %(original_price_krw)s AND price_krw = %(price_krw)s
+          AND markdown::text = %(markdown)s::text AND pickup_end_at = %(pickup_end_at)s
+          AND EXISTS (SELECT FROM stores WHERE stores.id = %(store_id)s
+                      AND stores.name = %(store_name)s
+                      AND stores.location::text = %(location)s::text)
+    RETURNING stock
+), placed AS (
+    INSERT INTO orders (id, deal_id, store_id, customer_id, quantity, unit_price_krw, total_krw,
+                        status, pickup_code, created_at, updated_at)
+    SELECT order_id, %(deal_id)s, %(store_id)s, customer_id, quantity, unit_price_krw,
+           total_krw, %(status)s, pickup_code, at, at
+    FROM input, taken ORDER BY n
+    RETURNING id
+), history AS (
+    INSERT INTO order_changes (order_id, from_status, to_status, actor_id, at)
+    SELECT order_id, NULL, %(status)s, customer_id, at FROM input, taken ORDER BY n
+), events AS (
+    INSERT INTO outbox_events (event_id, type, topic, key, shard, payload, headers, traceparent)
+    SELECT event_id, type, topic, key, shard, payload, CAST(headers AS json), traceparent
+    FROM (
+        SELECT n, 1 AS k, e1_event_id AS event_id, e1_type AS type, e1_topic AS topic,
+               e1_key AS key, e1_shard AS shard, e1_payload AS payload, e1_headers AS headers,
+               e1_traceparent AS traceparent
+        FROM input, taken
+        UNION ALL
+        SELECT n, 2, e2_event_id, e2_type, e2_topic, e2_key, e2_shard,
+               CASE WHEN taken.stock + later = 0 THEN e2_payload_sold_out
+                    ELSE convert_to(replace(e2_template, %(e2_token)s::text,
+                                            %(e2_prefix)s::text || (taken.stock + later)),
+                                    'UTF8')
+               END,
+               e2_headers, e2_traceparent
+        FROM input, taken
+    ) AS rows
+    ORDER BY n, k
+)
+SELECT (SELECT stock FROM taken), 1 / (SELECT count(*)::int FROM taken)
+"""
+
+_PER_ORDER = (
+    "customer_id", "answer_key", "request_hash", "answer_body", "at", "order_id", "quantity",
+    "unit_price_krw", "total_krw", "pickup_code",
+    "e1_event_id", "e1_type", "e1_topic", "e1_key", "e1_shard", "e1_payload", "e1_headers",
+    "e1_traceparent",
+    "e2_event_id", "e2_type", "e2_topic", "e2_key", "e2_shard", "e2_payload_sold_out",
+    "e2_template", "e2_headers", "e2_traceparent",
+)  # fmt: skip
+_SHARED = (
+    "deal_id", "store_id", "status", "deal_name", "original_price_krw", "price_krw", "markdown",
+    "pickup_end_at", "store_name", "location", "e2_token", "e2_prefix",
+)  # fmt: skip
+
+
+async def place_many(
+    pg: psycopg.AsyncConnection[Any], batch: Sequence[Placement]
+) -> list[int] | None:
+    """``place_at_once`` for several orders of one deal, all in one statement and one commit;
+    the stock left after each, or None when nothing was written."""
+    assert len({p.snapshot.copies() for p in batch}) == 1, "one deal, copied the same"
+    each = [_placement_params(p) for p in batch]
+    params: dict[str, Any] = {name: each[0][name] for name in _SHARED}
+    params.update({name: [e[name] for e in each] for name in _PER_ORDER})
+    quantities = [p.order.quantity for p in batch]
+    later = [sum(quantities[i + 1 :]) for i in range(len(batch))]
+    params.update(
+        later=later,
+        units=sum(quantities),
+        orders=len(batch),
+        now=max(p.now for p in batch),
+    )
+    try:
+        cursor = await pg.execute(_PLACE_MANY, params, prepare=True)
+    except psycopg.errors.DivisionByZero:
+        return None
+    row = await cursor.fetchone()
+    assert row is not None
+    return [int(row[0]) + n for n in later]

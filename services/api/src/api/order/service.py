@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
+from asyncio import Future
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -211,9 +213,92 @@ async def place_order(
     return read
 
 
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+
+class FastOrders:
+    """What the fast path keeps between requests: its connections, the deals as last read, and
+    the orders waiting for their deal's next statement.
+
+    While a deal's statement runs, the orders of that deal that arrive wait and then go together
+    in the next one (at most ``batch`` of them): one row lock, one UPDATE of the stock and one
+    commit for all of them. Nothing waits on a timer — a lone order goes at once — so under load
+    the batches grow by themselves, instead of the orders queueing for the deal's row lock."""
+
+    def __init__(self, connection: Connect, batch: int) -> None:
+        self.connection = connection
+        self.snapshots: dict[uuid.UUID, repository.Snapshot] = {}
+        self._batch = batch
+        self._waiting: dict[uuid.UUID, list[tuple[repository.Placement, Future[int | None]]]] = {}
+
+    def remember(self, snapshot: repository.Snapshot) -> None:
+        self.snapshots.pop(snapshot.deal.id, None)
+        while len(self.snapshots) >= SNAPSHOTS_KEPT:
+            del self.snapshots[next(iter(self.snapshots))]  # the oldest: dicts keep their order
+        self.snapshots[snapshot.deal.id] = snapshot
+
+    async def write(self, placement: repository.Placement) -> int | None:
+        """The stock left after this order, or None when it was not written."""
+        if self._batch == 1:
+            async with self.connection() as pg:
+                return await repository.place_at_once(pg, placement)
+        deal_id = placement.order.deal_id
+        done: Future[int | None] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.get(deal_id)
+        if waiting is None:
+            self._waiting[deal_id] = waiting = []
+            task = asyncio.create_task(self._drain(deal_id), name=f"orders-{deal_id}")
+            _DRAINS.add(task)
+            task.add_done_callback(_DRAINS.discard)
+        waiting.append((placement, done))
+        return await done
+
+    async def _drain(self, deal_id: uuid.UUID) -> None:
+        """Writes the deal's waiting orders, batch after batch, until none are left."""
+        try:
+            while waiting := self._waiting.get(deal_id):
+                first = waiting[0][0].snapshot.copies()
+                batch = [w for w in waiting if w[0].snapshot.copies() == first][: self._batch]
+                taken = {id(w[1]) for w in batch}
+                waiting[:] = [w for w in waiting if id(w[1]) not in taken]
+                try:
+                    await self._write_batch(batch)
+                except Exception as exc:  # the database away: each request goes to the route
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+        finally:
+            left = self._waiting.pop(deal_id, [])
+            for _, done in left:  # cancelled (the app stops): those go to the route
+                if not done.done():
+                    done.set_result(None)
+
+    async def _write_batch(
+        self, batch: list[tuple[repository.Placement, Future[int | None]]]
+    ) -> None:
+        async with self.connection() as pg:
+            if len(batch) > 1:
+                left = await repository.place_many(pg, [p for p, _ in batch])
+                if left is not None:
+                    for (_, done), after in zip(batch, left, strict=True):
+                        if not done.done():
+                            done.set_result(after)
+                    return
+            # One alone, or a batch refused as a whole (a key seen before, too few units for
+            # all, a changed deal): each on its own, so each gets what one order would.
+            for placement, done in batch:
+                stock = await repository.place_at_once(pg, placement)
+                if not done.done():
+                    done.set_result(stock)
+
+
+# The running drain tasks (the event loop keeps only weak references to tasks).
+_DRAINS: set[asyncio.Task[None]] = set()
+SNAPSHOTS_KEPT = 4096
+
+
 async def place_order_at_once(
-    connection: Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]],
-    snapshots: dict[uuid.UUID, repository.Snapshot],
+    fast: FastOrders,
     actor: Principal,
     data: OrderCreate,
     now: datetime,
@@ -222,36 +307,33 @@ async def place_order_at_once(
     request_hash: str,
     max_quantity: int,
 ) -> dict[str, Any] | None:
-    """``place_order`` for its plain success case on PostgreSQL, usually in one round trip on an
-    autocommit connection: the deal as last seen in this process (``snapshots``), then one
-    statement that checks that copy is current, claims the key with its answer and writes
-    everything else. The answer, or None when nothing was written (the key exists, too few
-    units, a closed deal, a changed price …: the route then runs the general path, which says
-    why). A refused write with a remembered copy reads the deal once more: if it changed, the
-    order is tried again with what it is now."""
+    """``place_order`` for its plain success case on PostgreSQL, usually without a read: the deal
+    as last seen in this process (``fast.snapshots``), then one statement — shared with the
+    deal's other waiting orders — that checks that copy is current, claims the key with its
+    answer and writes everything else. The answer, or None when nothing was written (the key
+    exists, too few units, a closed deal, a changed price …: the route then runs the general
+    path, which says why). A refused write with a remembered copy reads the deal once more: if
+    it changed, the order is tried again with what it is now."""
     if data.quantity > max_quantity:
         return None
-    async with connection() as pg:
-        snapshot = snapshots.get(data.deal_id)
-        fresh = snapshot is None
-        while True:
+    snapshot = fast.snapshots.get(data.deal_id)
+    fresh = snapshot is None
+    while True:
+        if snapshot is None:
+            snapshot = await _read(fast, data.deal_id)
             if snapshot is None:
-                snapshot = await repository.snapshot_pg(pg, data.deal_id)
-                if snapshot is None:
-                    return None
-                _remember(snapshots, snapshot)
-            placed = await _place_snapshot(
-                pg, snapshot, fresh, actor, data, now, answer_key, request_hash
-            )
-            if placed is not None:
-                break
-            if fresh:
                 return None
-            again = await repository.snapshot_pg(pg, data.deal_id)
-            if again is None or again.copies() == snapshot.copies():
-                return None  # the refusal is real: the route says why
-            snapshot, fresh = again, True
-            _remember(snapshots, snapshot)
+        placed = await _place_snapshot(
+            fast, snapshot, fresh, actor, data, now, answer_key, request_hash
+        )
+        if placed is not None:
+            break
+        if fresh:
+            return None
+        again = await _read(fast, data.deal_id)
+        if again is None or again.copies() == snapshot.copies():
+            return None  # the refusal is real: the route says why
+        snapshot, fresh = again, True
     body, order_id, left = placed
     log.info(
         "order placed",
@@ -260,20 +342,16 @@ async def place_order_at_once(
     return body
 
 
-SNAPSHOTS_KEPT = 4096
-
-
-def _remember(
-    snapshots: dict[uuid.UUID, repository.Snapshot], snapshot: repository.Snapshot
-) -> None:
-    snapshots.pop(snapshot.deal.id, None)
-    while len(snapshots) >= SNAPSHOTS_KEPT:
-        del snapshots[next(iter(snapshots))]  # the oldest first: dicts keep insertion order
-    snapshots[snapshot.deal.id] = snapshot
+async def _read(fast: FastOrders, deal_id: uuid.UUID) -> repository.Snapshot | None:
+    async with fast.connection() as pg:
+        snapshot = await repository.snapshot_pg(pg, deal_id)
+    if snapshot is not None:
+        fast.remember(snapshot)
+    return snapshot
 
 
 async def _place_snapshot(
-    pg: psycopg.AsyncConnection[Any],
+    fast: FastOrders,
     snapshot: repository.Snapshot,
     fresh: bool,
     actor: Principal,
@@ -293,9 +371,10 @@ async def _place_snapshot(
         return None
     body = read.model_dump(mode="json")
     answer = repository.Answer(actor.user_id, answer_key, 201, body)
-    left = await repository.place_at_once(
-        pg, snapshot, order, placed, stock_event, answer, request_hash, now
+    placement = repository.Placement(
+        snapshot, order, placed, stock_event, answer, request_hash, now
     )
+    left = await fast.write(placement)
     return None if left is None else (body, order.id, left)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from api.order import service
+from api.deal.models import Deal
+from api.order import repository, service
 from api.outbox import OutboxEvent
 from contracts import parse_event
 
@@ -148,3 +152,64 @@ async def test_an_order_after_the_deal_changed_copies_the_deal_as_it_is_now(
         )
         deal_names = [parse_event(p).data.deal_name for p in names]  # type: ignore[union-attr]
     assert sorted(deal_names) == sorted([deal["name"], "반값 도시락", "반값 도시락"])
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the fast path wrote in one statement."""
+    sizes: list[int] = []
+    place_many = repository.place_many
+
+    async def counted(pg: Any, batch: Any) -> Any:
+        left = await place_many(pg, batch)
+        if left is not None:
+            sizes.append(len(batch))
+        return left
+
+    monkeypatch.setattr(repository, "place_many", counted)
+    return sizes
+
+
+async def test_concurrent_orders_of_one_deal_share_statements_and_each_names_its_stock_left(
+    api: Api, batches: list[int]
+) -> None:
+    store = await api.store()
+    deal = await api.deal(store, await api.manager_of(store), quantity=40)
+
+    responses = await asyncio.gather(*(api.order(deal["id"], api.customer()) for _ in range(40)))
+
+    assert [r.status_code for r in responses] == [201] * 40
+    assert batches  # some were written together
+    assert max(batches) > 1
+    async with api.sessions() as session:
+        rows = await session.scalars(
+            select(OutboxEvent.payload)
+            .where(OutboxEvent.key == store, OutboxEvent.type == "stock.changed")
+            .order_by(OutboxEvent.id)
+        )
+        stock_events = [parse_event(p) for p in rows]
+    left = [e.data.quantity_available for e in stock_events]  # type: ignore[union-attr]
+    assert left == list(range(39, -1, -1))  # in commit order, each unit once
+    last = stock_events[-1].data
+    assert (last.reason, last.live) == ("sold_out", False)  # type: ignore[union-attr]
+    assert all(e.data.live for e in stock_events[:-1])  # type: ignore[union-attr]
+
+
+async def test_a_batch_the_stock_cannot_cover_is_placed_order_by_order(
+    api: Api, batches: list[int]
+) -> None:
+    store = await api.store()
+    deal = await api.deal(store, await api.manager_of(store), quantity=11)
+
+    responses = await asyncio.gather(
+        *(api.order(deal["id"], api.customer(), quantity=2) for _ in range(12))
+    )
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 5, 409: 7}
+    refused = [r.json() for r in responses if r.status_code == 409]
+    assert {(r["code"], r["available"]) for r in refused} == {("insufficient_stock", 1)}
+    async with api.sessions() as session:
+        stored = await session.get(Deal, uuid.UUID(deal["id"]))
+    assert stored is not None
+    assert stored.stock == 1
