@@ -1,8 +1,8 @@
 """Push throughput to the FCM stand-in: firebase-admin's ``send_each_async`` (what push uses)
 against the plain thread-pool ``send_each``, same messages, same run, same stand-in binary.
 
-    uv run python bench/push/throughput.py --messages 6000 --processes 1    # ~30 s quiet
-    uv run python bench/push/throughput.py --messages 6000 --processes 2    # push's 2 replicas
+    uv run python bench/push/throughput.py --messages 6000 --processes 1    # ~60 s
+    uv run python bench/push/throughput.py --messages 6000 --processes 2    # 2 a side, ~60 s
 
 The async side is push's own ``FcmSender`` with push's default tuning (firebase-admin
 ``send_each_async``, at most 500 a call, over push's HTTP/2 transport: h2c to the stand-in), on
@@ -258,16 +258,24 @@ def main() -> None:
         "--processes", type=int, default=1, help="sender processes per side, same for both (1)"
     )
     parser.add_argument("--batch", type=int, default=500, help="messages per call (≤ 500)")
+    from push.settings import FcmSettings  # noqa: PLC0415
+
+    defaults = FcmSettings()
     parser.add_argument(
         "--concurrent-batches",
         type=int,
-        default=1,
-        help="send_each_async calls at once per process (push's default 1)",
+        default=defaults.concurrent_batches,
+        help=f"send_each_async calls at once per process (push's {defaults.concurrent_batches})",
     )
     parser.add_argument(
-        "--connections", type=int, default=1, help="HTTP/2 connections per process (push's 1)"
+        "--connections",
+        type=int,
+        default=defaults.connections,
+        help=f"HTTP/2 connections per process (push's {defaults.connections})",
     )
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    # The async side always speaks HTTP/2 now; the flag of earlier runs is still accepted.
+    parser.add_argument("--http2", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["async", "threads"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--service-account", type=Path, help=argparse.SUPPRESS)
