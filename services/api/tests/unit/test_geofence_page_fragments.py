@@ -277,3 +277,19 @@ def test_the_store_at_each_index_position_is_that_positions_store() -> None:
         newcomer = _store(900 + len(cache.stores), LAT + 0.002, LON - 0.002)
         cache.apply(_deal(newcomer.id), newcomer, NOW)
         assert gone.id not in [s.id for s in cache.stores_at]
+
+
+def test_purge_drops_exactly_the_deals_whose_pickup_ended_in_any_zone() -> None:
+    cache = GeoCache()
+    store = _store(1, LAT, LON)
+    ended: set[uuid.UUID] = set()
+    live: set[uuid.UUID] = set()
+    for zone in [*ZONES, ZoneInfo("UTC"), timezone(timedelta(0))]:
+        for offset_us in (-1, 0, 1):
+            end = (NOW + timedelta(microseconds=offset_us)).astimezone(zone)
+            deal = _deal(store.id, pickup_end_at=end)
+            cache.apply(deal, store, NOW - timedelta(hours=1))
+            (ended if offset_us <= 0 else live).add(deal.id)
+
+    assert cache.purge(NOW) == len(ended)
+    assert set(cache.deals) == live
