@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import JSON, DateTime, Uuid, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -498,23 +499,16 @@ async def place_at_once(pg: psycopg.AsyncConnection[Any], p: Placement) -> int |
 # the orders after it in the batch.
 _PLACE_MANY = """
 WITH input AS (
-    SELECT * FROM unnest(
-        %(customer_id)s::text[], %(answer_key)s::text[], %(request_hash)s::text[],
-        %(answer_body)s::text[], %(at)s::timestamptz[], %(order_id)s::uuid[],
-        %(quantity)s::int[], %(unit_price_krw)s::int[], %(total_krw)s::int[],
-        %(pickup_code)s::text[], %(later)s::int[],
-        %(e1_event_id)s::uuid[], %(e1_type)s::text[], %(e1_topic)s::text[], %(e1_key)s::text[],
-        %(e1_shard)s::int[], %(e1_payload)s::bytea[], %(e1_headers)s::text[],
-        %(e1_traceparent)s::text[],
-        %(e2_event_id)s::uuid[], %(e2_type)s::text[], %(e2_topic)s::text[], %(e2_key)s::text[],
-        %(e2_shard)s::int[], %(e2_payload_sold_out)s::bytea[], %(e2_template)s::text[],
-        %(e2_headers)s::text[], %(e2_traceparent)s::text[]
-    ) WITH ORDINALITY AS i(customer_id, answer_key, request_hash, answer_body, at, order_id,
-                           quantity, unit_price_krw, total_krw, pickup_code, later,
-                           e1_event_id, e1_type, e1_topic, e1_key, e1_shard, e1_payload,
-                           e1_headers, e1_traceparent,
-                           e2_event_id, e2_type, e2_topic, e2_key, e2_shard,
-                           e2_payload_sold_out, e2_template, e2_headers, e2_traceparent, n)
+    SELECT * FROM json_to_recordset(%(input)s::json) AS i(
+        customer_id text, answer_key text, request_hash text, answer_body text, at timestamptz,
+        order_id uuid, quantity int, unit_price_krw int, total_krw int, pickup_code text,
+        later int,
+        e1_event_id uuid, e1_type text, e1_topic text, e1_key text, e1_shard int,
+        e1_payload text, e1_headers text, e1_traceparent text,
+        e2_event_id uuid, e2_type text, e2_topic text, e2_key text, e2_shard int,
+        e2_payload_sold_out text, e2_template text, e2_headers text, e2_traceparent text,
+        n int
+    )
 ), claim AS (
     INSERT INTO idempotency_keys (customer_id, key, request_hash, created_at, response_status,
                                   response_body, completed_at)
@@ -548,12 +542,12 @@ WITH input AS (
     SELECT event_id, type, topic, key, shard, payload, CAST(headers AS json), traceparent
     FROM (
         SELECT n, 1 AS k, e1_event_id AS event_id, e1_type AS type, e1_topic AS topic,
-               e1_key AS key, e1_shard AS shard, e1_payload AS payload, e1_headers AS headers,
-               e1_traceparent AS traceparent
+               e1_key AS key, e1_shard AS shard, convert_to(e1_payload, 'UTF8') AS payload,
+               e1_headers AS headers, e1_traceparent AS traceparent
         FROM input, taken
         UNION ALL
         SELECT n, 2, e2_event_id, e2_type, e2_topic, e2_key, e2_shard,
-               CASE WHEN taken.stock + later = 0 THEN e2_payload_sold_out
+               CASE WHEN taken.stock + later = 0 THEN convert_to(e2_payload_sold_out, 'UTF8')
                     ELSE convert_to(replace(e2_template, %(e2_token)s::text,
                                             %(e2_prefix)s::text || (taken.stock + later)),
                                     'UTF8')
@@ -580,6 +574,11 @@ _SHARED = (
 )  # fmt: skip
 
 
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it (event payloads are UTF-8 JSON text)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def place_many(
     pg: psycopg.AsyncConnection[Any], batch: Sequence[Placement]
 ) -> list[int] | None:
@@ -587,12 +586,17 @@ async def place_many(
     the stock left after each, or None when nothing was written."""
     assert len({p.snapshot.copies() for p in batch}) == 1, "one deal, copied the same"
     each = [_placement_params(p) for p in batch]
-    params: dict[str, Any] = {name: each[0][name] for name in _SHARED}
-    params.update({name: [e[name] for e in each] for name in _PER_ORDER})
     quantities = [p.order.quantity for p in batch]
     later = [sum(quantities[i + 1 :]) for i in range(len(batch))]
+    # The orders go as one JSON document: dumping it is one C call, where arrays of per-order
+    # values cost psycopg about 0.1 ms an order (text arrays 0.5 ms: every element escaped).
+    rows = [
+        {**{name: _plain(e[name]) for name in _PER_ORDER}, "later": after, "n": n}
+        for n, (e, after) in enumerate(zip(each, later, strict=True))
+    ]
+    params: dict[str, Any] = {name: each[0][name] for name in _SHARED}
     params.update(
-        later=later,
+        input=orjson.dumps(rows).decode(),
         units=sum(quantities),
         orders=len(batch),
         now=max(p.now for p in batch),
