@@ -12,7 +12,8 @@ thread-pool side is firebase-admin's ``send_each`` (requests, HTTP/1.1 keep-aliv
 message), its pool widened to the stand-in's http:// URL.
 
 Both sides get the same: ``--processes`` sender processes each (every process sends its share;
-all start together after their warm-up, the rate is all messages / wall time), and the FCM
+all start together after their warm-up, the rate is all messages / wall time), push's GC
+threshold (``tune_gc_for_sending``, as push's entry point sets it), and the FCM
 stand-in as a separate process (``python -m standins.fcm``, fresh for each side: h2c on uvloop
 for send_each_async, its HTTP/1.1 mode — uvicorn, httptools — for send_each). The bench
 reports notifications/s, the ratio, and the CPU each process used per message (the senders
@@ -281,6 +282,10 @@ def main() -> None:
     parser.add_argument("--service-account", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.worker:
+        from push.delivery.sender import tune_gc_for_sending  # noqa: PLC0415
+
+        tune_gc_for_sending()  # push's entry point does; the baseline gets the same
     if args.worker == "async":
         import uvloop  # noqa: PLC0415 — push serves on uvloop (servicekit.runner)
 

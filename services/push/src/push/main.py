@@ -19,7 +19,7 @@ from push.alerts import LogChannel, OperatorChannel, SlackWebhook
 from push.consumer import BatchConsumer
 from push.db import Base
 from push.delivery.pipeline import Clock, Pipeline, RetryPolicy, utc_now
-from push.delivery.sender import LogSender, Sender
+from push.delivery.sender import LogSender, Sender, tune_gc_for_sending
 from push.delivery.service import Policy
 from push.device.router import router as device_router
 from push.device.service import prune_stale_devices
@@ -258,4 +258,5 @@ def create_app(
 
 def serve() -> None:
     """Entry point of ``magam-push``: serve on the configured port."""
+    tune_gc_for_sending()
     serve_service("push", PushSettings, create_app)

@@ -6,6 +6,7 @@ dispatcher's business, so every sender is as simple as the protocol it speaks.
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -13,6 +14,18 @@ from enum import StrEnum
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+def tune_gc_for_sending() -> None:
+    """Fewer cyclic-GC passes in a process that sends thousands of notifications a second.
+
+    Every FCM request in flight keeps a few dozen objects alive (request, headers, coroutine,
+    future), so with CPython's default threshold (a young collection every 700 allocations) each
+    batch of 500 survives into the older generations: ~550 young, 50 middle and a few full
+    collections per 6,000 messages, ~140 µs of CPU per message (bench/push). A young collection
+    every 10,000 allocations brings that to ~55 µs. Process-wide: called by push's entry point.
+    """
+    gc.set_threshold(10_000, 10, 10)
 
 
 @dataclass(frozen=True)
