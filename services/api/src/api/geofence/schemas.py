@@ -83,10 +83,9 @@ class NearbyPage(BaseModel):
 
 
 class NearbyItem(TypedDict):
-    """A NearbyDeal as the hot path builds it: a plain dict, dumped to JSON once (orjson).
-
-    Same fields, same JSON as :class:`NearbyDeal` (a unit test holds them equal); the model stays
-    the documented schema.
+    """A NearbyDeal as a plain dict: orjson (OPT_UTC_Z) writes it as the model does (a unit
+    test holds them equal), which is what :class:`NearbyDealJson`'s fragments rely on; the model
+    stays the documented schema.
     """
 
     deal_id: uuid.UUID
@@ -107,7 +106,7 @@ class NearbyItem(TypedDict):
 
 
 class NearbyResult(TypedDict):
-    """A NearbyPage as the hot path builds it (see NearbyItem)."""
+    """A NearbyPage as a plain dict (see NearbyItem)."""
 
     items: list[NearbyItem]
     next_cursor: str | None

@@ -25,7 +25,6 @@ from api.geofence.schemas import (
     MapCluster,
     MapStore,
     MapView,
-    NearbyItem,
     NearbySort,
     Source,
     micros,
@@ -73,27 +72,6 @@ def _check(query: NearbyQuery) -> tuple[Key, uuid.UUID] | None:
     if not 0 <= query.radius_m <= MAX_RADIUS_M:
         raise InvalidInput(f"radius must be between 0 and {MAX_RADIUS_M} m", field="radius")
     return _decode(query.sort, query.cursor) if query.cursor else None
-
-
-def _item(store: CachedStore, deal: CachedDeal, distance: float, price: int) -> NearbyItem:
-    """The item as a plain dict: the reference the JSON fragments are tested against."""
-    return {
-        "deal_id": deal.id,
-        "store_id": store.id,
-        "store_name": store.name,
-        "category_code": store.category_code,
-        "name": deal.name,
-        "lat": store.lat,
-        "lon": store.lon,
-        "distance_m": round(distance, 1),
-        "original_price_krw": deal.original_price_krw,
-        "price_krw": price,
-        "discount_percent": percent_off(deal.original_price_krw, price),
-        "stock": deal.stock,
-        "pickup_start_at": deal.pickup_start_at,
-        "pickup_end_at": deal.pickup_end_at,
-        "photo_url": deal.photo_url,
-    }
 
 
 # A deal that may be listed: its sort key, store, entry and distance.
