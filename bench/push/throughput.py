@@ -102,8 +102,9 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _report(sent: int, cpu_s: float, elapsed_s: float) -> None:
-    print(json.dumps({"sent": sent, "cpu_s": cpu_s, "elapsed_s": elapsed_s}), flush=True)
+def _report(sent: int, cpu_s: float, elapsed_s: float, errors: list[str]) -> None:
+    report = {"sent": sent, "cpu_s": cpu_s, "elapsed_s": elapsed_s, "errors": errors[:3]}
+    print(json.dumps(report), flush=True)
 
 
 def _ready_then_wait_for_go() -> None:
@@ -123,11 +124,12 @@ async def _async_worker(args: argparse.Namespace) -> None:
         await sender.send(_notifications(step))  # warm-up: the token exchange, the connection
         await asyncio.get_running_loop().run_in_executor(None, _ready_then_wait_for_go)
         started, cpu0 = time.perf_counter(), time.process_time()
-        sent = 0
+        sent, errors = 0, []
         for start in range(0, len(notes), step):
             results = await sender.send(notes[start : start + step])
             sent += sum(1 for r in results if r.outcome == Outcome.SENT)
-        _report(sent, time.process_time() - cpu0, time.perf_counter() - started)
+            errors += [str(r.reason) for r in results if r.outcome != Outcome.SENT]
+        _report(sent, time.process_time() - cpu0, time.perf_counter() - started, errors)
     finally:
         await sender.aclose()
 
@@ -166,10 +168,12 @@ def _threadpool_worker(args: argparse.Namespace) -> None:
         messaging.send_each(messages(args.batch), app=app)  # warm-up
         _ready_then_wait_for_go()
         started, cpu0 = time.perf_counter(), time.process_time()
-        sent = 0
+        sent, errors = 0, []
         for start in range(0, len(todo), args.batch):
-            sent += messaging.send_each(todo[start : start + args.batch], app=app).success_count
-        _report(sent, time.process_time() - cpu0, time.perf_counter() - started)
+            batch = messaging.send_each(todo[start : start + args.batch], app=app)
+            sent += batch.success_count
+            errors += [str(r.exception) for r in batch.responses if not r.success]
+        _report(sent, time.process_time() - cpu0, time.perf_counter() - started, errors)
     finally:
         firebase_admin.delete_app(app)
 
@@ -231,10 +235,16 @@ def _run_side(
                     worker.kill()
     total = share * args.processes
     sent = sum(r["sent"] for r in reports)
+    errors = [e for r in reports for e in r["errors"]]
     if sent != total:
-        raise SystemExit(f"{kind}: only {sent} of {total} accepted; check the stand-in's log")
+        # Reported, not fatal: a message the stand-in did not accept is counted as not sent.
+        print(
+            f"  {kind}: {total - sent} of {total} not accepted, e.g. {errors[:1]}", file=sys.stderr
+        )
     return {
-        "per_s": round(total / elapsed),
+        "not_accepted": total - sent,
+        "errors": errors[:3],
+        "per_s": round(sent / elapsed),  # accepted notifications per second
         "sender_cpu_us_per_msg": round(1e6 * sum(r["cpu_s"] for r in reports) / total),
         "sender_cpu_us_per_msg_each": [round(1e6 * r["cpu_s"] / share) for r in reports],
         "standin_cpu_us_per_msg": round(1e6 * standin_cpu / total),
