@@ -92,6 +92,8 @@ def create_app(settings: ApiSettings | None = None, bus: InProcessBus | None = N
             publisher,
             batch_size=settings.outbox.batch_size,
             idle_poll_s=settings.outbox.idle_poll_s,
+            notify=settings.outbox.notify,
+            listen_poll_s=settings.outbox.listen_poll_s,
         )
         app.state.relay = relay
         sweeper = Sweeper(sessions, settings.orders.sweep_interval_s, utcnow)

@@ -118,17 +118,19 @@ _DDL_LOCK = 1_000
 #: NOTIFY channel of the insert trigger; its payload is empty (a wake-up, not data).
 CHANNEL = "magam_outbox"
 
-# One statement per pass: try the shard locks, then each locked shard's oldest unsent rows (a
-# bounded index scan per shard, whatever the backlog), the oldest ``limit`` of them overall. Each
-# shard's rows are a prefix of its unsent rows in id order, so per-shard order holds.
+# Two statements per pass. First the free shards' locks; then, in a statement of its own, each
+# locked shard's oldest unsent rows (a bounded index scan per shard, whatever the backlog), the
+# oldest ``limit`` of them overall. Each shard's rows are a prefix of its unsent rows in id order,
+# so per-shard order holds. Not one statement: READ COMMITTED takes a statement's snapshot when it
+# starts, so a lock won inside it (just released by another relay's commit) would read that
+# relay's rows as still unsent and publish them again, out of order.
+_LOCK_SHARDS = text(
+    "SELECT s FROM generate_series(0, :last_shard) AS s WHERE pg_try_advisory_xact_lock(:space, s)"
+)
 _CLAIM = text(
     """
-    WITH mine AS MATERIALIZED (
-        SELECT s FROM generate_series(0, :last_shard) AS s
-        WHERE pg_try_advisory_xact_lock(:space, s)
-    )
     SELECT o.id, o.topic, o.key, o.payload, o.headers
-    FROM mine, LATERAL (
+    FROM unnest(CAST(:shards AS integer[])) AS mine(s), LATERAL (
         SELECT id, topic, key, payload, headers FROM outbox_events
         WHERE sent_at IS NULL AND shard = mine.s
         ORDER BY id LIMIT :limit
@@ -186,8 +188,8 @@ def _record(row: Any) -> OutgoingRecord:
 class OutboxRelay:
     """Publishes committed outbox rows to the broker, oldest first per shard.
 
-    On PostgreSQL a pass is one transaction: one statement takes the free shards' advisory locks
-    and reads their oldest unsent rows, the broker acks them, one statement marks them sent. Rows
+    On PostgreSQL a pass is one transaction: one statement takes the free shards' advisory locks,
+    one reads their oldest unsent rows, the broker acks them, one statement marks them sent. Rows
     are not claimed one by one (``FOR UPDATE SKIP LOCKED``): skipping a locked row would let a
     second relay publish a store's later event before its earlier one; the shard lock keeps the
     order. The relay sleeps until the insert trigger's NOTIFY wakes it (``LISTEN`` on its own
@@ -218,12 +220,12 @@ class OutboxRelay:
         self.published = 0
 
     async def _publish_postgresql(self, session: AsyncSession) -> int:
-        rows = (
-            await session.execute(
-                _CLAIM,
-                {"limit": self._batch_size, "last_shard": SHARDS - 1, "space": _LOCK_SPACE},
-            )
-        ).all()
+        shards = list(
+            await session.scalars(_LOCK_SHARDS, {"last_shard": SHARDS - 1, "space": _LOCK_SPACE})
+        )
+        if not shards:
+            return 0  # other relays own every shard right now
+        rows = (await session.execute(_CLAIM, {"shards": shards, "limit": self._batch_size})).all()
         if not rows:
             return 0
         await self._publisher.send_batch([_record(r) for r in rows])

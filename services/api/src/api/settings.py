@@ -21,6 +21,12 @@ class OutboxSettings(BaseModel):
     relay_enabled: bool = True
     batch_size: int = Field(default=200, ge=1, le=5000)
     idle_poll_s: float = Field(default=0.05, gt=0, description="Pause when the outbox is empty")
+    #: Wake the relay by LISTEN/NOTIFY (an insert trigger it installs once) instead of polling.
+    #: Off, the trigger stays if it exists (DROP TRIGGER outbox_events_notify ON outbox_events).
+    notify: bool = True
+    listen_poll_s: float = Field(
+        default=1.0, gt=0, description="Fallback poll while listening (a missed NOTIFY)"
+    )
 
 
 class OrderSettings(BaseModel):

@@ -94,10 +94,10 @@ async def _unsent(sessions: async_sessionmaker[AsyncSession]) -> int:
     return int(count or 0)
 
 
-async def test_two_relays_publish_every_row_once_each_key_in_order(engine: AsyncEngine) -> None:
+async def test_three_relays_publish_every_row_once_each_key_in_order(engine: AsyncEngine) -> None:
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     recorder = Recorder()
-    relays = [OutboxRelay(sessions, recorder, batch_size=50) for _ in range(2)]
+    relays = [OutboxRelay(sessions, recorder, batch_size=20) for _ in range(3)]
     running = [asyncio.create_task(r.run()) for r in relays]
     keys = [f"S{k:03d}" for k in range(40)]
 
