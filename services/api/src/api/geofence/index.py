@@ -126,12 +126,18 @@ class Hits:
     """
 
     def __init__(
-        self, index: GeoIndex, position: Ints, edge_d2: Floats, metric: LocalMetric | None
+        self,
+        index: GeoIndex,
+        position: Ints,
+        edge_d2: Floats,
+        metric: LocalMetric | None,
+        compiled: bool = False,
     ) -> None:
         self.index = index
         self.position = position
         self._edge_d2 = edge_d2
         self._metric = metric
+        self._compiled = compiled
 
     def __len__(self) -> int:
         return len(self.position)
@@ -149,9 +155,14 @@ class Hits:
         result: Floats = np.empty(len(self.position), dtype=np.float64)
         n = len(self._edge_d2)
         np.sqrt(self._edge_d2, out=result[:n])
-        if self._metric is not None and len(result) > n:
-            inner = self.position[n:]
-            result[n:] = self._metric.distances(self.index.lat[inner], self.index.lon[inner])
+        m = self._metric
+        if m is not None and len(result) > n:
+            if self._compiled:
+                k = (m.ky0, m.ky1, m.kx0, m.kx1)
+                kernel.distances(self.index.points, self.position, n, m.lat0, m.lon0, k, result)
+            else:
+                inner = self.position[n:]
+                result[n:] = m.distances(self.index.lat[inner], self.index.lon[inner])
         return result
 
 
@@ -283,7 +294,7 @@ class GeoIndex:
                 kept = np.flatnonzero(inside)
                 position = np.concatenate((position.take(kept), position[len(d2) :]))
                 d2 = d2.take(kept)
-        return Hits(self, position, d2, metric)
+        return Hits(self, position, d2, metric, compiled=True)
 
     def _settle(
         self,

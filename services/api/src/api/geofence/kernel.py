@@ -289,6 +289,41 @@ def query(
 
 
 @_jit
+def _distances(
+    points: Floats,
+    position: Ints,
+    start: int,
+    lat0: float,
+    lon0: float,
+    ky0: float,
+    ky1: float,
+    kx0: float,
+    kx1: float,
+    out: Floats,
+) -> None:
+    for i in range(start, len(position)):
+        p = position[i]
+        dlat = points[p, 0] - lat0
+        dy = dlat * (ky0 + ky1 * dlat)
+        dx = (points[p, 1] - lon0) * (kx0 + kx1 * dlat)
+        out[i] = math.sqrt(dx * dx + dy * dy)
+
+
+def distances(
+    points: Floats,
+    position: Ints,
+    start: int,
+    lat0: float,
+    lon0: float,
+    k: tuple[float, float, float, float],
+    out: Floats,
+) -> None:
+    """``out[start:]``: the mid-latitude distances of the points at ``position[start:]`` — the
+    same operations as :meth:`api.geofence.geodesy.LocalMetric.distances`, one pass, no copies."""
+    _distances(points, position, start, lat0, lon0, *k, out)
+
+
+@_jit
 def _settle(lats: Floats, lons: Floats, lat0: float, lon0: float) -> Floats:
     out = np.empty(len(lats), dtype=np.float64)
     for i in range(len(lats)):
@@ -321,4 +356,5 @@ def warm() -> None:
     corner = (37.5, 127.0, 0.01, 0.01, 0, 1, (0, 0), 1.0, 2.0, (1.0,) * 4, 1.0)
     query(points, first, meta, bounds, *corner)
     settle_band(points[:, 0].copy(), points[:, 1].copy(), 37.51, 127.01, 1000.0)
+    distances(points, np.zeros(1, dtype=np.int64), 0, 37.5, 127.0, (1.0,) * 4, np.empty(1))
     _warmed = True
