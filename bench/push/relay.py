@@ -164,7 +164,7 @@ async def _run(args: argparse.Namespace, database: str) -> dict[str, Any]:
             "relay_cpu_us_per_event": round(1e6 * drain_cpu / max(1, args.backlog), 1),
         },
         # The class under test: the one in the tree, or an older one put first on PYTHONPATH.
-        "relay": "LISTEN/NOTIFY, one-statement claim"
+        "relay": "LISTEN/NOTIFY, lock then claim"
         if hasattr(relay, "listening")
         else "polling, ORM per shard",
         "cpus": os.cpu_count(),
