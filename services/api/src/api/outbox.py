@@ -161,7 +161,9 @@ FOR EACH STATEMENT EXECUTE FUNCTION outbox_events_notify()
 
 async def install_notify_trigger(session: AsyncSession) -> bool:
     """Creates the insert trigger that wakes relays, unless it exists; True if it created it.
-    Serialised by an advisory lock, so replicas starting together do not race the DDL."""
+    Serialised by an advisory lock, so replicas starting together do not race the DDL. Migration
+    0002 creates the same trigger (a migrated database has it); this covers a database prepared
+    by ``create_all`` (dev and test profiles)."""
     await session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, _DDL_LOCK)))
     exists = await session.scalar(
         text(

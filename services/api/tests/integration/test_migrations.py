@@ -44,6 +44,13 @@ def test_upgrade_head_on_an_empty_database_matches_the_models(
     engine = create_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            triggers = conn.exec_driver_sql(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox_events'::regclass"
+                " AND NOT tgisinternal"
+            ).all()
     finally:
         engine.dispose()
     assert {"stores", "deals", "orders", "outbox_events", "alembic_version"} <= tables
+    # The relays' wake-up is part of the schema, not only created by a relay at start.
+    assert [t[0] for t in triggers] == ["outbox_events_notify"]
