@@ -1,8 +1,10 @@
-"""Per-district fine-cell indexes over store points, queried as one structure, with exact distances.
+"""Per-district cell indexes over store points, queried as one structure, with exact distances.
 
-Each district keeps its points sorted by a fine cell (rows of ``ROW_DEG`` ≈ 33 m, columns of
-``COL_DEG`` ≈ 35 m, row-major) and a table ``first[cell]`` = where that cell's points start, so
+Each district keeps its points sorted by a cell (rows of ``ROW_DEG`` ≈ 133 m, columns of
+``COL_DEG`` ≈ 141 m, row-major) and a table ``first[cell]`` = where that cell's points start, so
 the points of any run of cells in one row are one slice found by indexing, not by searching.
+The cells were 33 m at first: 16× the table and 4× the row look-ups, which a query pays in cache
+misses, against a few more edge points to test now (bench/geofence/results.md).
 :class:`GeoIndex` lays the districts' arrays end to end (each district one contiguous part);
 a query visits only the districts whose point bounds meet the circle's bounding box.
 
@@ -31,8 +33,8 @@ from api.geofence.geodesy import Floats, LocalMetric, band_m, geodesic_m
 
 Ints = npt.NDArray[np.int64]
 
-ROW_DEG = 0.0003  # ≈ 33 m
-COL_DEG = 0.0004  # ≈ 35 m at Seoul's latitude
+ROW_DEG = 0.0012  # ≈ 133 m
+COL_DEG = 0.0016  # ≈ 141 m at Seoul's latitude
 # A point's computed cell may be off by one ulp-sized step at a cell's border: every cell is
 # treated as reaching this far (in degrees, ≈ 0.1 mm) beyond its nominal border.
 _EPS_DEG = 1e-9
@@ -48,7 +50,7 @@ def _row_spans(n: int) -> Floats:
     return np.stack((start - _EPS_DEG, start + (ROW_DEG + _EPS_DEG)))
 
 
-_ROW_SPANS = _row_spans(512)  # rows of a circle up to ≈ 8 km
+_ROW_SPANS = _row_spans(128)  # rows of a circle up to ≈ 8 km
 # Rows of the column-bound matrix: outer start, inner start, inner end, outer end (in columns).
 _SIDE = np.array([[-1.0], [-1.0], [1.0], [1.0]]) / COL_DEG
 _NUDGE = np.array([[-_EPS_DEG], [_EPS_DEG], [-_EPS_DEG], [_EPS_DEG]]) / COL_DEG

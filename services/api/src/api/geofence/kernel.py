@@ -56,8 +56,8 @@ Ints = npt.NDArray[np.int64]
 
 # The grid's constants, duplicated from index.py (which imports this module); a unit test keeps
 # them equal. Derived ones are computed here in Python exactly as index.py's NumPy arrays are.
-ROW_DEG = 0.0003
-COL_DEG = 0.0004
+ROW_DEG = 0.0012
+COL_DEG = 0.0016
 EPS_DEG = 1e-9
 _ROW_END = ROW_DEG + EPS_DEG
 _SIDE_LO = -1.0 / COL_DEG
