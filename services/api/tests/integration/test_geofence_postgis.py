@@ -79,13 +79,21 @@ offsets = st.tuples(st.floats(-0.05, 0.05), st.floats(-0.06, 0.06))
     radii=st.lists(st.floats(0, 5000), min_size=1, max_size=3),
     edge_picks=st.lists(st.integers(0, 10_000), min_size=1, max_size=3),
 )
-# Found by this test: PostGIS holds points within 1e-12 rad of each other for the same point
-# (distance 0, so within radius 0); a geodesic says 9 nm.
+# Found by this test: PostGIS holds points within 5e-14 rad of each other for the same point
+# (distance 0, so within radius 0; a geodesic says 9 nm), and 1.3e-13 rad apart for two.
 @example(
     center=(37.5, 127.0),
     store_offsets=[(0.0, 0.0)],
     districts=1,
     query_offsets=[(0.0, 1e-13)],
+    radii=[0.0],
+    edge_picks=[0],
+)
+@example(
+    center=(37.5, 127.0),
+    store_offsets=[(0.0, 0.0)],
+    districts=1,
+    query_offsets=[(0.0, 7.337962824750993e-12)],
     radii=[0.0],
     edge_picks=[0],
 )
