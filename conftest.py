@@ -6,11 +6,15 @@ Zipkin, OpenBao); they fail, not skip, when those are down — `make test` start
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parent
@@ -34,6 +38,25 @@ class Infra:
             f"{prefix}_DATABASE__PASSWORD": self.pg_password,
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
         }
+
+    def dsn(self, dbname: str) -> str:
+        return (
+            f"host={self.pg_host} port={self.pg_port} user={self.pg_user}"
+            f" password={self.pg_password} dbname={dbname}"
+        )
+
+    @contextlib.contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A new, empty database of its own (``<prefix>_<random>``), dropped afterwards: its
+        name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
@@ -36,14 +34,8 @@ FOOD = {"상권업종대분류코드": "I2", "상권업종중분류코드": "I21
 
 @pytest.fixture(scope="module")
 def database(infra: Infra) -> Iterator[str]:
-    name = f"api_import_test_{os.getpid()}"
-    dsn = f"host={infra.pg_host} port={infra.pg_port} user={infra.pg_user} dbname=postgres"
-    with psycopg.connect(dsn, password=infra.pg_password, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield name
-    with psycopg.connect(dsn, password=infra.pg_password, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with infra.scratch_database("api_import_test") as name:
+        yield name
 
 
 @pytest.fixture

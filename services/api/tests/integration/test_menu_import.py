@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -29,14 +27,8 @@ SEOUL = FIXTURES / "import" / "seoul_202606_head3.csv"
 
 @pytest.fixture(scope="module")
 def database(infra: Infra) -> Iterator[str]:
-    name = f"api_menu_test_{os.getpid()}"
-    dsn = f"host={infra.pg_host} port={infra.pg_port} user={infra.pg_user} dbname=postgres"
-    with psycopg.connect(dsn, password=infra.pg_password, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield name
-    with psycopg.connect(dsn, password=infra.pg_password, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with infra.scratch_database("api_menu_test") as name:
+        yield name
 
 
 @pytest.fixture

@@ -1,9 +1,7 @@
 """The Alembic history builds exactly the schema the models describe, on PostgreSQL + PostGIS."""
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect
@@ -18,15 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def scratch_database(prod_profile: Infra) -> Iterator[str]:
-    name = f"api_migrations_{uuid.uuid4().hex[:8]}"
-    admin = f"host=127.0.0.1 port={prod_profile.pg_port} user=magam password=magam dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with prod_profile.scratch_database("api_migrations") as name:
         yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_models(

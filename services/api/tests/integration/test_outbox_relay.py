@@ -49,15 +49,8 @@ class Recorder:
 
 @pytest.fixture
 def scratch_database(prod_profile: Infra) -> Iterator[str]:
-    name = f"api_outbox_{uuid.uuid4().hex[:8]}"
-    admin = f"host=127.0.0.1 port={prod_profile.pg_port} user=magam password=magam dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"host=127.0.0.1 port={prod_profile.pg_port} user=magam password=magam dbname={name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with prod_profile.scratch_database("api_outbox") as name:
+        yield prod_profile.dsn(name)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
@@ -161,19 +160,9 @@ def env(prod_profile: Infra, fcm: RunningFcm, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PUSH_NOTIFY__RELEASE_INTERVAL_S", "3600")
     # A database of its own: a release pass takes every user's held rows, and another run's
     # clock (in the shared push database) would release or expire this test's.
-    name = f"push_qh_{uuid.uuid4().hex[:10]}"
-    admin = (
-        f"host={prod_profile.pg_host} port={prod_profile.pg_port} user={prod_profile.pg_user}"
-        f" password={prod_profile.pg_password} dbname=postgres"
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    monkeypatch.setenv("PUSH_DATABASE__NAME", name)
-    try:
+    with prod_profile.scratch_database("push_qh") as name:
+        monkeypatch.setenv("PUSH_DATABASE__NAME", name)
         yield prod_profile
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def deal(store: str, now: datetime, pickup_for: timedelta) -> DealPublished:
