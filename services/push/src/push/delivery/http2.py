@@ -108,6 +108,8 @@ class _Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._failure: Exception | None = None  # set once the connection cannot take more
         self.waiting = 0  # requests queued for a stream slot
+        self._stream_limit = 0
+        self._update_limit()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -120,7 +122,11 @@ class _Connection(asyncio.Protocol):
         return len(self._streams) + self.waiting
 
     def _limit(self) -> int:
-        return min(self._max_streams, self._h2.remote_settings.max_concurrent_streams)
+        return self._stream_limit
+
+    def _update_limit(self) -> None:
+        # Kept, not read from h2's settings object on every request (a lookup chain per call).
+        self._stream_limit = min(self._max_streams, self._h2.remote_settings.max_concurrent_streams)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -186,6 +192,7 @@ class _Connection(asyncio.Protocol):
         elif kind is h2.events.WindowUpdated:
             self._wake_window_waiters()
         elif kind is h2.events.RemoteSettingsChanged:
+            self._update_limit()
             self._wake_window_waiters()
             self._wake_slot_waiters()
         elif kind is h2.events.ConnectionTerminated:
@@ -393,11 +400,10 @@ class Http2Transport(httpx.AsyncBaseTransport):
             pool.append(connection)
             return connection
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def wire_headers(self, request: httpx.Request) -> list[tuple[bytes, bytes]]:
+        """The HTTP/2 header list this transport sends for ``request`` (pseudo-headers first,
+        names lowercased, connection-specific headers dropped)."""
         url = request.url
-        if url.scheme == "http" and not self._prior_knowledge:
-            raise httpx.UnsupportedProtocol("http:// needs prior_knowledge (h2c) on this transport")
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         authority = url.raw_host if url.port is None else b"%s:%d" % (url.raw_host, url.port)
         headers = [
             (b":method", request.method.encode("ascii")),
@@ -410,24 +416,47 @@ class Http2Transport(httpx.AsyncBaseTransport):
             for name, value in request.headers.raw
             if name.lower() not in _DROPPED
         )
-        body = await request.aread()
+        return headers
+
+    async def exchange(
+        self,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: dict[str, float | None],
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Sends one request (``headers`` as ``wire_headers`` makes them) and returns the
+        status, the response headers and the whole body; what ``handle_async_request`` does
+        below httpx's objects, for a caller that builds the header list once."""
+        if url.scheme == "http" and not self._prior_knowledge:
+            raise httpx.UnsupportedProtocol("http:// needs prior_knowledge (h2c) on this transport")
         for _ in range(_RETRIES):
             connection = await self._connection(url, timeouts.get("connect"))
             try:
                 async with asyncio.timeout(timeouts.get("read")):
-                    status, response_headers, content = await connection.exchange(headers, body)
+                    return await connection.exchange(headers, body)
             except _NotProcessed:
                 continue
             except TimeoutError as exc:
                 raise httpx.ReadTimeout(f"no answer from {url.host} in time") from exc
-            return httpx.Response(
-                status,
-                headers=response_headers,
-                content=content,
-                extensions={"http_version": b"HTTP/2"},
-            )
         raise httpx.RemoteProtocolError(
             f"{url.host} refused the request on {_RETRIES} connections in a row (GOAWAY)"
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme == "http" and not self._prior_knowledge:
+            raise httpx.UnsupportedProtocol("http:// needs prior_knowledge (h2c) on this transport")
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        body = await request.aread()
+        status, response_headers, content = await self.exchange(
+            url, self.wire_headers(request), body, timeouts
+        )
+        return httpx.Response(
+            status,
+            headers=response_headers,
+            content=content,
+            extensions={"http_version": b"HTTP/2"},
         )
 
     async def aclose(self) -> None:
