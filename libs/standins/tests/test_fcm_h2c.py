@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 
@@ -86,3 +91,85 @@ def test_a_block_that_leaves_the_table_alone_decodes_the_same_from_memory() -> N
     for _ in range(3):
         assert indexing.decode(encoder.encode(headers), raw=True) == headers
     assert indexing._memo == {}
+
+
+class _RawClient:
+    """An HTTP/2 client on h2 that sends what it is told, valid or not, and collects events."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
+        self.events: list[Any] = []
+
+    async def flush(self) -> None:
+        self.writer.write(self.conn.data_to_send())
+        await self.writer.drain()
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not done():
+                data = await self.reader.read(65_536)
+                assert data, "the stand-in closed the connection"
+                for event in self.conn.receive_data(data):
+                    self.events.append(event)
+                    if isinstance(event, h2.events.DataReceived) and event.stream_id:
+                        self.conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                await self.flush()
+
+    def of(self, kind: str, stream_id: int | None = None) -> list[Any]:
+        return [
+            e
+            for e in self.events
+            if type(e).__name__ == kind and (stream_id is None or e.stream_id == stream_id)
+        ]
+
+
+async def test_h2_refuses_malformed_header_blocks_and_honours_the_clients_window(
+    h2c: tuple[FakeFcm, str],
+) -> None:
+    from h2.errors import ErrorCodes  # noqa: PLC0415
+    from h2.settings import SettingCodes  # noqa: PLC0415
+
+    fake, base = h2c
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+    client = _RawClient(reader, writer)
+    try:
+        client.conn.initiate_connection()
+        # A window of 10 bytes: the error body must come in pieces, each after our ack.
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 10})
+        client.conn.ping(b"12345678")
+        head = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x")]
+        path = (b":path", b"/v1/projects/p/messages:send")
+        bad = {
+            1: [*head],  # no :path
+            3: [*head, path, (b"Authorization", b"Bearer x")],  # uppercase name
+            5: [*head, path, (b"connection", b"keep-alive")],  # connection-specific
+            7: [(b"x-early", b"1"), *head, path],  # a regular header before pseudo-headers
+        }
+        for stream_id, headers in bad.items():
+            client.conn.send_headers(stream_id, headers, end_stream=True)
+        client.conn.send_headers(9, [*head, path, (b"authorization", b"Bearer nope")])
+        client.conn.send_data(9, b'{"message": {"token": "t"}}', end_stream=True)
+        await client.flush()
+        await client.until(
+            lambda: bool(client.of("StreamEnded", 9)) and len(client.of("StreamReset")) == 4
+        )
+    finally:
+        writer.close()
+    resets = {e.stream_id: e.error_code for e in client.of("StreamReset")}
+    assert resets == dict.fromkeys(bad, ErrorCodes.PROTOCOL_ERROR)
+    assert client.of("PingAckReceived")
+    status = dict(client.of("ResponseReceived", 9)[0].headers)[b":status"]
+    body = b"".join(e.data for e in client.of("DataReceived", 9))
+    assert len(client.of("DataReceived", 9)) > 1  # held back by the 10-byte window
+    assert (status, json.loads(body)["error"]["status"]) == (b"401", "UNAUTHENTICATED")
+    assert fake.accepted() == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import inspect
 import json
 import threading
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -94,6 +96,27 @@ def fcm_error(
             }
         )
     return {"error": {"code": status, "message": message, "status": rpc_status, "details": details}}
+
+
+#: What a route decides: status, the JSON body as an object, extra headers.
+Routed = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
+#: What goes on the wire: status, headers, body bytes.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _encode(routed: Routed) -> Answer:
+    """The answer as bytes: orjson's compact JSON (for both HTTP/2 and HTTP/1.1)."""
+    status, payload, headers = routed
+    raw = orjson.dumps(payload)
+    return (
+        status,
+        [
+            (b"content-type", b"application/json; charset=UTF-8"),
+            (b"content-length", str(len(raw)).encode()),
+            *headers,
+        ],
+        raw,
+    )
 
 
 _FAULT_ANSWERS = {
@@ -195,32 +218,34 @@ class FakeFcm:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        status, payload, headers = await self._route(scope, body)
-        raw = json.dumps(payload).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json; charset=UTF-8"),
-                    (b"content-length", str(len(raw)).encode()),
-                    *headers,
-                ],
-            }
-        )
+        answer = self.handle(scope["method"], scope["path"], list(scope["headers"]), body)
+        status, headers, raw = await answer if inspect.isawaitable(answer) else answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
 
-    async def _route(
-        self, scope: Scope, body: bytes
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        path: str = scope["path"]
-        method: str = scope["method"]
+    def handle(
+        self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Answer | Awaitable[Answer]:
+        """One request, as the h2c server hands it over (and the ASGI app, for HTTP/1.1):
+        status, headers and body bytes — or an awaitable of them for an answer that must wait
+        (a scripted slow answer)."""
+        path = target.partition("?")[0]
+        routed = self._route(method, path, headers, body)
+        if inspect.isawaitable(routed):
+            return self._encode_later(routed)
+        return _encode(routed)
+
+    async def _encode_later(self, routed: Awaitable[Routed]) -> Answer:
+        return _encode(await routed)
+
+    def _route(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Routed | Awaitable[Routed]:
+        if method == "POST" and path == self._send_path:
+            auth = next((v for k, v in headers if k == b"authorization"), b"")
+            return self._send(auth.decode("latin-1"), body)
         if method == "POST" and path == "/token":
             return self._token(body)
-        prefix = f"/v1/projects/{self.project_id}/messages:send"
-        if method == "POST" and path == prefix:
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
-            return await self._send(auth, body)
         if method == "POST" and path.startswith("/v1/projects/") and path.endswith(":send"):
             return (
                 403,
@@ -229,7 +254,11 @@ class FakeFcm:
             )
         return 404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}}, []
 
-    def _token(self, body: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    @property
+    def _send_path(self) -> str:
+        return f"/v1/projects/{self.project_id}/messages:send"
+
+    def _token(self, body: bytes) -> Routed:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if form.get("grant_type") != JWT_BEARER_GRANT or form.get("assertion", "").count(".") != 2:
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}, []
@@ -256,9 +285,7 @@ class FakeFcm:
             return False
         return isinstance(claims, dict) and "iss" in claims
 
-    async def _send(
-        self, auth: str, body: bytes
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    def _send(self, auth: str, body: bytes) -> Routed | Awaitable[Routed]:
         with self._lock:
             self.bearers.add(auth.partition(" ")[2])
         if not self._authorized(auth):
@@ -274,7 +301,7 @@ class FakeFcm:
                 [],
             )
         try:
-            request = json.loads(body)
+            request = orjson.loads(body)
             message = request["message"]
             if not isinstance(message, dict):
                 raise TypeError
@@ -291,9 +318,31 @@ class FakeFcm:
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay_s)
-            fault = None
-        status, answer, headers = self._judge(message, targets, target, fault, len(body))
+            return self._send_later(fault.delay_s, request, message, targets, target, len(body))
+        return self._answer(request, message, targets, target, fault, len(body))
+
+    async def _send_later(
+        self,
+        delay_s: float,
+        request: dict[str, Any],
+        message: dict[str, Any],
+        targets: list[str],
+        target: str | None,
+        size: int,
+    ) -> Routed:
+        await asyncio.sleep(delay_s)
+        return self._answer(request, message, targets, target, None, size)
+
+    def _answer(
+        self,
+        request: dict[str, Any],
+        message: dict[str, Any],
+        targets: list[str],
+        target: str | None,
+        fault: Fault | None,
+        size: int,
+    ) -> Routed:
+        status, answer, headers = self._judge(message, targets, target, fault, size)
         now = time.time()
         with self._lock:
             self.attempts.append(Attempt(target, status, now))
@@ -303,19 +352,15 @@ class FakeFcm:
             with self._lock:
                 self.received.append(received)
                 if self.log_path is not None:
-                    with self.log_path.open("a", encoding="utf-8") as log:
-                        log.write(
-                            json.dumps(
-                                {
-                                    "name": received.name,
-                                    "target": target,
-                                    "kind": kind,
-                                    "data": received.data,
-                                    "at": received.at,
-                                }
-                            )
-                            + "\n"
-                        )
+                    line = {
+                        "name": received.name,
+                        "target": target,
+                        "kind": kind,
+                        "data": received.data,
+                        "at": received.at,
+                    }
+                    with self.log_path.open("ab") as log:
+                        log.write(orjson.dumps(line) + b"\n")
         return status, answer, headers
 
     def _judge(  # noqa: PLR0911 — one answer per FCM error, in FCM's order
@@ -325,7 +370,7 @@ class FakeFcm:
         target: str | None,
         fault: Fault | None,
         size: int,
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    ) -> Routed:
         if len(targets) != 1 or target is None:
             return (
                 400,
@@ -422,7 +467,7 @@ def running_fcm(
     if http2:
         from standins.h2c import serve_h2c_in_thread  # noqa: PLC0415
 
-        serving = serve_h2c_in_thread(fake.app, free_port())
+        serving = serve_h2c_in_thread(fake.app, free_port(), fake.handle)
     else:
         serving = serve_in_thread(fake.app)
     with serving as base:
@@ -462,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
 
         from standins.h2c import serve_h2c  # noqa: PLC0415
 
-        uvloop.run(serve_h2c(fake.app, "127.0.0.1", args.port))
+        uvloop.run(serve_h2c(fake.app, "127.0.0.1", args.port, fake.handle))
     else:
         uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning")
 

@@ -6,20 +6,25 @@ stand-in that only speaks HTTP/1.1 measures a connection pool FCM clients never 
 OAuth token endpoint is asked over HTTP/1.1 (google-auth uses ``requests``), so a connection that
 does not open with the HTTP/2 preface is served as HTTP/1.1 (h11). Minimal by design: one request
 body in, one response out per stream, which is all FCM's API needs.
+
+The HTTP/2 side is a lean server of its own (``_H2Server``): it is part of the machine the push
+bench measures, and the ``h2`` state machine cost it ~60% of its CPU per message. It still speaks
+RFC 9113 as a server must — SETTINGS and their acks, PING, flow control both ways, CONTINUATION,
+padding, the stream-id and concurrency rules (REFUSED_STREAM above 100 streams), RST_STREAM and
+GOAWAY — and validates every request's header block (pseudo-headers, lowercase names, no
+connection-specific headers), once per distinct block. HPACK is hpack's own decoder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import struct
 import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, cast
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
 import h11
 import hpack
 
@@ -30,6 +35,12 @@ App = Callable[
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+#: A request handler: method, path (with the query), headers without pseudo-headers, body →
+#: status, headers, body — or an awaitable of that (an answer that must wait).
+Handler = Callable[[str, str, Headers, bytes], Answer | Awaitable[Answer]]
 
 
 class _RememberingDecoder(hpack.Decoder):
@@ -98,26 +109,423 @@ async def _call(
     return status, out_headers, b"".join(chunks)
 
 
+def _asgi_handler(app: App) -> Handler:
+    def handle(method: str, target: str, headers: Headers, body: bytes) -> Awaitable[Answer]:
+        return _call(app, method, target, headers, body)
+
+    return handle
+
+
+# Frame types, flags, settings and error codes (RFC 9113 §6, §7).
+_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
+_PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
+_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
+_HEADER_TABLE_SIZE, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 0x1, 0x3, 0x4
+_MAX_FRAME_SIZE, _MAX_HEADER_LIST_SIZE = 0x5, 0x6
+_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR, _STREAM_CLOSED = 0x0, 0x1, 0x3, 0x5
+_FRAME_SIZE_ERROR, _REFUSED_STREAM, _COMPRESSION_ERROR = 0x6, 0x7, 0x9
+_FRAME_HEAD = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
+_MAX_STREAMS = 100  # what h2 (and FCM) advertise
+_FRAME_SIZE = 16_384  # the default SETTINGS_MAX_FRAME_SIZE, ours
+_WINDOW = 65_535
+_HEADER_LIST_SIZE = 65_536
+_CONNECTION_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
+
+
+class _ConnectionError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    size = len(payload)
+    return _FRAME_HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
+
+
+def _request_head(headers: Headers) -> tuple[str, str, Headers] | None:
+    """A request's method, path and regular headers, or None when the block is malformed
+    (RFC 9113 §8.2, §8.3): pseudo-headers first, known, once each, :method/:scheme/:path
+    present; names lowercase; no connection-specific header; ``te`` only ``trailers``."""
+    pseudo: dict[bytes, bytes] = {}
+    regular: Headers = []
+    for name, value in headers:
+        if not name or name != name.lower() or b"\0" in value or b"\r" in value or b"\n" in value:
+            return None
+        if name.startswith(b":"):
+            if regular or name not in _REQUEST_PSEUDO or name in pseudo:
+                return None
+            pseudo[name] = value
+        elif name in _CONNECTION_HEADERS or (name == b"te" and value != b"trailers"):
+            return None
+        else:
+            regular.append((name, value))
+    if not all(pseudo.get(n) for n in (b":method", b":scheme", b":path")):
+        return None
+    try:
+        return pseudo[b":method"].decode("ascii"), pseudo[b":path"].decode("ascii"), regular
+    except UnicodeDecodeError:
+        return None
+
+
+class _StatelessEncoder(hpack.Encoder):
+    """HPACK that never indexes (never-indexed literals, no Huffman), so an answer's header
+    block depends on its headers alone and a repeated one is encoded once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
+
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        literal = [hpack.NeverIndexedHeaderTuple(n, v) for n, v in headers]
+        if self.table_size_changes:  # the block must start with a size update: not memoized
+            return super().encode(literal, huffman=False)
+        key = tuple(headers)
+        block = self._memo.get(key)
+        if block is None:
+            if len(self._memo) >= 1024:
+                self._memo.clear()
+            block = self._memo[key] = super().encode(literal, huffman=False)
+        return block
+
+
+class _Stream:
+    __slots__ = ("body", "ended", "headers", "method", "path", "window")
+
+    def __init__(self, method: str, path: str, headers: Headers, window: int) -> None:
+        self.method, self.path, self.headers = method, path, headers
+        self.body = bytearray()
+        self.window = window  # what we may still send on this stream
+        self.ended = False  # the request is complete (END_STREAM)
+
+
+class _H2Server:
+    """The server side of one HTTP/2 connection (after the client's preface)."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        handler: Handler,
+        spawn: Callable[[Awaitable[None]], None],
+    ) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._spawn = spawn
+        self._loop = asyncio.get_running_loop()
+        self._buffer = b""
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._decoder = _RememberingDecoder()
+        self._decoder.max_header_list_size = _HEADER_LIST_SIZE
+        self._encoder = _StatelessEncoder()
+        self._heads: dict[bytes, tuple[str, str, Headers] | None] = {}
+        self._streams: dict[int, _Stream] = {}
+        self._last_stream = 0
+        self._block: tuple[int, int, bytearray] | None = None  # stream, flags, header block
+        self._send_window = _WINDOW  # the connection's, for our DATA
+        self._stream_window = _WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
+        self._max_frame = _FRAME_SIZE  # the client's SETTINGS_MAX_FRAME_SIZE
+        self._unacked = 0  # DATA bytes received and not yet given back by WINDOW_UPDATE
+        self._blocked: dict[int, bytes] = {}  # stream → what flow control still holds back
+        self.closed = False
+        settings = struct.pack(
+            ">HLHLHL",
+            _MAX_CONCURRENT_STREAMS,
+            _MAX_STREAMS,
+            _MAX_HEADER_LIST_SIZE,
+            _HEADER_LIST_SIZE,
+            _INITIAL_WINDOW_SIZE,
+            _WINDOW,
+        )
+        self._send(_frame(_SETTINGS, 0, 0, settings))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        """Queues a frame; everything queued in a loop turn goes out in one write."""
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data, self._out = b"".join(self._out), []
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _goaway(self, code: int, reason: str) -> None:
+        self._send(
+            _frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, code) + reason.encode())
+        )
+        self._flush()
+        self._transport.close()
+        self.closed = True
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        buffer = self._buffer + data if self._buffer else data
+        at, end = 0, len(buffer)
+        try:
+            while end - at >= 9:
+                high, low, kind, flags, stream_id = _FRAME_HEAD.unpack_from(buffer, at)
+                size = (high << 8) | low
+                if size > _FRAME_SIZE:
+                    raise _ConnectionError(
+                        _FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE"
+                    )
+                if end - at < 9 + size:
+                    break
+                payload = buffer[at + 9 : at + 9 + size]
+                at += 9 + size
+                self._on_frame(kind, flags, stream_id & 0x7FFF_FFFF, payload)
+        except _ConnectionError as exc:
+            self._goaway(exc.code, str(exc))
+            return
+        self._buffer = buffer[at:]
+        if self._unacked:
+            # Give the client's DATA back to its connection window at once: the body is
+            # buffered in full anyway (a stream's own window is returned in _on_data).
+            self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", self._unacked)))
+            self._unacked = 0
+
+    def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:  # noqa: PLR0912
+        if self._block is not None and kind != _CONTINUATION:
+            raise _ConnectionError(_PROTOCOL_ERROR, "a header block was interrupted")
+        if kind == _DATA:
+            self._on_data(flags, stream_id, payload)
+        elif kind == _HEADERS:
+            self._on_headers(flags, stream_id, payload)
+        elif kind == _CONTINUATION:
+            if self._block is None or self._block[0] != stream_id:
+                raise _ConnectionError(_PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+            self._block[2].extend(payload)
+            if flags & _END_HEADERS:
+                block_stream, block_flags, block = self._block
+                self._block = None
+                self._on_header_block(block_stream, block_flags, bytes(block))
+        elif kind == _SETTINGS:
+            self._on_settings(flags, stream_id, payload)
+        elif kind == _PING:
+            if stream_id or len(payload) != 8:
+                raise _ConnectionError(_PROTOCOL_ERROR, "a malformed PING")
+            if not flags & _ACK:
+                self._send(_frame(_PING, _ACK, 0, payload))
+        elif kind == _WINDOW_UPDATE:
+            self._on_window_update(stream_id, payload)
+        elif kind == _RST_STREAM:
+            if not stream_id or len(payload) != 4:
+                raise _ConnectionError(_PROTOCOL_ERROR, "a malformed RST_STREAM")
+            self._streams.pop(stream_id, None)
+            self._blocked.pop(stream_id, None)
+        elif kind == _GOAWAY:
+            self._transport.close()
+            self.closed = True
+        elif kind == _PUSH_PROMISE:
+            raise _ConnectionError(_PROTOCOL_ERROR, "clients do not push")
+        elif kind == _PRIORITY and (not stream_id or len(payload) != 5):
+            raise _ConnectionError(_PROTOCOL_ERROR, "a malformed PRIORITY")
+        # Other PRIORITY frames and unknown frame types are ignored (RFC 9113 §5.5).
+
+    @staticmethod
+    def _unpad(flags: int, payload: bytes) -> bytes:
+        if not flags & _PADDED:
+            return payload
+        if not payload or payload[0] >= len(payload):
+            raise _ConnectionError(_PROTOCOL_ERROR, "padding longer than the frame")
+        return payload[1 : len(payload) - payload[0]]
+
+    def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id:
+            raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS on stream 0")
+        block = self._unpad(flags, payload)
+        if flags & _PRIORITY_FLAG:
+            block = block[5:]
+        if flags & _END_HEADERS:
+            self._on_header_block(stream_id, flags, block)
+        else:
+            self._block = (stream_id, flags, bytearray(block))
+
+    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        try:
+            # Every block is decoded, even one we refuse: it may change HPACK's table.
+            headers = self._decoder.decode(block, raw=True)
+        except hpack.HPACKError as exc:
+            raise _ConnectionError(
+                _COMPRESSION_ERROR, f"cannot decode a header block: {exc}"
+            ) from exc
+        if stream_id in self._streams:  # trailers
+            stream = self._streams[stream_id]
+            if stream.ended or not flags & _END_STREAM:
+                raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS on a closed or open stream")
+            self._end(stream_id, stream)
+            return
+        if stream_id % 2 == 0 or stream_id <= self._last_stream:
+            raise _ConnectionError(_PROTOCOL_ERROR, "a stream id that is not new and odd")
+        self._last_stream = stream_id
+        key = block if not self._decoder.header_table.dynamic_entries else b""
+        head = self._heads.get(key) if key else None
+        if head is None:
+            head = _request_head([(bytes(n), bytes(v)) for n, v in headers])
+            if key and len(self._heads) < 1024:
+                self._heads[key] = head
+        if head is None:
+            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _PROTOCOL_ERROR)))
+            return
+        if len(self._streams) >= _MAX_STREAMS:
+            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _REFUSED_STREAM)))
+            return
+        stream = _Stream(*head, window=self._stream_window)
+        self._streams[stream_id] = stream
+        if flags & _END_STREAM:
+            self._end(stream_id, stream)
+
+    def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id:
+            raise _ConnectionError(_PROTOCOL_ERROR, "DATA on stream 0")
+        self._unacked += len(payload)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if stream_id > self._last_stream:
+                raise _ConnectionError(_PROTOCOL_ERROR, "DATA on an idle stream")
+            return  # a stream we reset or answered: ignored (RFC 9113 §5.1, closed)
+        if stream.ended:
+            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _STREAM_CLOSED)))
+            return
+        stream.body += self._unpad(flags, payload)
+        if flags & _END_STREAM:
+            self._end(stream_id, stream)
+        elif payload:
+            self._send(_frame(_WINDOW_UPDATE, 0, stream_id, struct.pack(">L", len(payload))))
+
+    def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id or len(payload) % 6 or (flags & _ACK and payload):
+            raise _ConnectionError(_FRAME_SIZE_ERROR, "a malformed SETTINGS")
+        if flags & _ACK:
+            return
+        for at in range(0, len(payload), 6):
+            code, value = struct.unpack_from(">HL", payload, at)
+            if code == _INITIAL_WINDOW_SIZE:
+                if value > 0x7FFF_FFFF:
+                    raise _ConnectionError(
+                        _FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large"
+                    )
+                for stream in self._streams.values():
+                    stream.window += value - self._stream_window
+                self._stream_window = value
+            elif code == _MAX_FRAME_SIZE:
+                if not _FRAME_SIZE <= value <= 0xFF_FFFF:
+                    raise _ConnectionError(_PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
+                self._max_frame = value
+            elif code == _HEADER_TABLE_SIZE:
+                self._encoder.header_table_size = value
+        self._send(_frame(_SETTINGS, _ACK, 0))
+        self._send_blocked()
+
+    def _on_window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise _ConnectionError(_FRAME_SIZE_ERROR, "a malformed WINDOW_UPDATE")
+        increment = struct.unpack(">L", payload)[0] & 0x7FFF_FFFF
+        if not increment and not stream_id:
+            raise _ConnectionError(_PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+        if not stream_id:
+            self._send_window += increment
+        elif stream_id in self._streams:
+            self._streams[stream_id].window += increment
+        self._send_blocked()
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def _end(self, stream_id: int, stream: _Stream) -> None:
+        stream.ended = True
+        answer = self._handler(stream.method, stream.path, stream.headers, bytes(stream.body))
+        if inspect.isawaitable(answer):
+            self._spawn(self._answer_later(stream_id, answer))
+        else:
+            self._answer(stream_id, answer)
+
+    async def _answer_later(self, stream_id: int, answer: Awaitable[Answer]) -> None:
+        self._answer(stream_id, await answer)
+
+    def _answer(self, stream_id: int, answer: Answer) -> None:
+        if self.closed or stream_id not in self._streams:
+            return  # the client reset the stream meanwhile
+        status, headers, body = answer
+        block = self._encoder.encode(
+            [
+                (b":status", str(status).encode()),
+                *[(k, v) for k, v in headers if k != b"connection"],
+            ]
+        )
+        for at in range(0, max(len(block), 1), self._max_frame):
+            first, last = at == 0, at + self._max_frame >= len(block)
+            flags = (_END_STREAM if not body else 0) if first else 0
+            kind = _HEADERS if first else _CONTINUATION
+            self._send(
+                _frame(
+                    kind,
+                    flags | (_END_HEADERS if last else 0),
+                    stream_id,
+                    block[at : at + self._max_frame],
+                )
+            )
+        if not body:
+            del self._streams[stream_id]
+            return
+        self._blocked[stream_id] = body
+        self._send_blocked()
+
+    def _send_blocked(self) -> None:
+        """Sends what flow control now allows of the bodies waiting for window."""
+        for stream_id in list(self._blocked):
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                del self._blocked[stream_id]
+                continue
+            body = self._blocked[stream_id]
+            while body:
+                room = min(self._send_window, stream.window, self._max_frame)
+                if room <= 0:
+                    break
+                chunk, body = body[:room], body[room:]
+                self._send_window -= len(chunk)
+                stream.window -= len(chunk)
+                self._send(_frame(_DATA, 0 if body else _END_STREAM, stream_id, chunk))
+            if body:
+                self._blocked[stream_id] = body
+            else:
+                del self._blocked[stream_id]
+                del self._streams[stream_id]
+
+
 class _Protocol(asyncio.Protocol):
     """One connection: HTTP/2 if it opens with the preface, else HTTP/1.1."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, handler: Handler | None = None) -> None:
         self._app = app
+        self._handler = handler
         self._transport: asyncio.Transport | None = None
         self._head = b""
-        self._h2: h2.connection.H2Connection | None = None
+        self._h2: _H2Server | None = None
         self._h11: h11.Connection | None = None
-        self._requests: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
-        self._window = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._h11_busy = False
         # The request being read: its head and body may come in separate packets.
         self._h11_request: h11.Request | None = None
         self._h11_body = bytearray()
-        self._flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._h2 is not None:
+            self._h2.closed = True
 
     def _write(self, data: bytes) -> None:
         if data and self._transport is not None and not self._transport.is_closing():
@@ -135,84 +543,17 @@ class _Protocol(asyncio.Protocol):
                 return  # not enough bytes to tell yet
             data, self._head = self._head, b""
             if data.startswith(PREFACE):
-                self._h2 = h2.connection.H2Connection(
-                    h2.config.H2Configuration(
-                        client_side=False,
-                        header_encoding=None,
-                        # What clients send is still validated; our own answers need not be.
-                        validate_outbound_headers=False,
-                        normalize_outbound_headers=False,
-                    )
-                )
-                decoder = _RememberingDecoder()
-                decoder.max_header_list_size = self._h2.decoder.max_header_list_size
-                self._h2.decoder = decoder
-                self._h2.initiate_connection()
+                assert self._transport is not None
+                handler = self._handler or _asgi_handler(self._app)
+                self._h2 = _H2Server(self._transport, handler, self._spawn)
+                data = data[len(PREFACE) :]
             else:
                 self._h11 = h11.Connection(h11.SERVER)
         if self._h2 is not None:
-            self._h2_received(self._h2, data)
+            self._h2.received(data)
         elif self._h11 is not None:
             self._h11.receive_data(data)
             self._h11_next()
-
-    # -- HTTP/2 -------------------------------------------------------------------------------
-
-    def _h2_received(self, conn: h2.connection.H2Connection, data: bytes) -> None:
-        try:
-            events = conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self._write(conn.data_to_send())
-            if self._transport is not None:
-                self._transport.close()
-            return
-        for event in events:
-            if isinstance(event, h2.events.RequestReceived):
-                headers = [(bytes(k), bytes(v)) for k, v in event.headers]
-                self._requests[event.stream_id] = (headers, bytearray())
-            elif isinstance(event, h2.events.DataReceived):
-                self._requests[event.stream_id][1].extend(event.data)
-                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                self._spawn(self._h2_respond(conn, event.stream_id))
-            elif isinstance(event, h2.events.WindowUpdated):
-                self._window.set()
-            elif isinstance(event, h2.events.ConnectionTerminated) and self._transport:
-                self._transport.close()
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        """Writes what h2 has queued once this loop turn is over: one write for every stream
-        answered in the turn, not one per stream."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._h2 is not None:
-            self._write(self._h2.data_to_send())
-
-    async def _h2_respond(self, conn: h2.connection.H2Connection, stream_id: int) -> None:
-        raw_headers, body = self._requests.pop(stream_id)
-        pseudo = {k.decode(): v.decode() for k, v in raw_headers if k.startswith(b":")}
-        headers = [(k, v) for k, v in raw_headers if not k.startswith(b":")]
-        status, out_headers, payload = await _call(
-            self._app, pseudo.get(":method", "GET"), pseudo.get(":path", "/"), headers, bytes(body)
-        )
-        conn.send_headers(
-            stream_id,
-            [
-                (b":status", str(status).encode()),
-                *[(k, v) for k, v in out_headers if k != b"connection"],
-            ],
-        )
-        while conn.local_flow_control_window(stream_id) < len(payload):
-            self._window.clear()
-            self._write(conn.data_to_send())
-            await self._window.wait()
-        conn.send_data(stream_id, payload, end_stream=True)
-        self._flush_soon()
 
     # -- HTTP/1.1 -----------------------------------------------------------------------------
 
@@ -265,16 +606,18 @@ class _Protocol(asyncio.Protocol):
         self._h11_next()
 
 
-async def serve_h2c(app: App, host: str, port: int) -> None:
-    """Serves ``app`` over h2c (and HTTP/1.1) on host:port until cancelled."""
+async def serve_h2c(app: App, host: str, port: int, handler: Handler | None = None) -> None:
+    """Serves ``app`` over h2c (and HTTP/1.1) on host:port until cancelled; HTTP/2 requests go
+    to ``handler`` when one is given (the same answers as ``app``, without ASGI's per-request
+    objects)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Protocol(app), host, port)
+    server = await loop.create_server(lambda: _Protocol(app, handler), host, port)
     async with server:
         await server.serve_forever()
 
 
 @contextmanager
-def serve_h2c_in_thread(app: App, port: int) -> Iterator[str]:
+def serve_h2c_in_thread(app: App, port: int, handler: Handler | None = None) -> Iterator[str]:
     """Serves ``app`` over h2c (and HTTP/1.1) on 127.0.0.1:port from a background thread with its
     own event loop, until the block ends; yields the base URL."""
     loop = asyncio.new_event_loop()
@@ -282,7 +625,7 @@ def serve_h2c_in_thread(app: App, port: int) -> Iterator[str]:
     servers: list[asyncio.Server] = []
 
     async def start() -> None:
-        servers.append(await loop.create_server(lambda: _Protocol(app), "127.0.0.1", port))
+        servers.append(await loop.create_server(lambda: _Protocol(app, handler), "127.0.0.1", port))
 
     def run() -> None:
         asyncio.set_event_loop(loop)
