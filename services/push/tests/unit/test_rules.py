@@ -13,7 +13,7 @@ from contracts import (
     OrderStatusChangedData,
 )
 from push.delivery import messages
-from push.delivery.pipeline import RetryPolicy
+from push.delivery.pipeline import RetryPolicy, sampled
 from push.subscription.models import NotificationPreference
 from push.subscription.service import in_quiet_hours
 
@@ -105,3 +105,13 @@ def test_backoff_grows_but_never_undercuts_retry_after() -> None:
     assert policy.wait_s(1, 7.0) == 7.0
     assert policy.wait_s(4, 1.0) == 4.0
     assert timedelta(seconds=policy.wait_s(2, None)) == timedelta(seconds=1)
+
+
+def test_only_a_sampled_traceparent_gets_its_own_span_and_fcm_call() -> None:
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    assert sampled(f"00-{trace}-{span}-01".encode())
+    assert sampled(f"00-{trace}-{span}-03".encode())  # other flags beside "sampled"
+    assert not sampled(f"00-{trace}-{span}-00".encode())
+    assert not sampled(f"00-{trace}-{span}-zz".encode())
+    assert not sampled(b"00-short-01")
+    assert not sampled(None)

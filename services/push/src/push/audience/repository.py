@@ -1,60 +1,86 @@
-"""Who hears what: the SQL behind managers, favoriters and known deals."""
+"""Who hears what: the SQL behind managers, favoriters and known deals, a batch of events at a
+time (one statement per kind, whatever the batch holds)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from push.audience.models import KnownDeal, StoreFavorite, StoreManager
 from push.db import insert_ignoring_conflicts
 
 
-async def add_manager(session: AsyncSession, store_id: str, user_id: str) -> None:
-    await session.execute(
-        insert_ignoring_conflicts(session, StoreManager).values(store_id=store_id, user_id=user_id)
-    )
-
-
-async def set_favorite(session: AsyncSession, store_id: str, customer_id: str, on: bool) -> None:
-    if on:
+async def add_managers(session: AsyncSession, pairs: Collection[tuple[str, str]]) -> None:
+    """(store id, user id) pairs: these users manage these stores (known ones are kept)."""
+    if pairs:
         await session.execute(
-            insert_ignoring_conflicts(session, StoreFavorite).values(
-                store_id=store_id, customer_id=customer_id
-            )
+            insert_ignoring_conflicts(session, StoreManager),
+            [{"store_id": store, "user_id": user} for store, user in pairs],
         )
-    else:
+
+
+async def set_favorites(session: AsyncSession, favorites: dict[tuple[str, str], bool]) -> None:
+    """(store id, customer id) → whether the customer now follows the store."""
+    on = [{"store_id": s, "customer_id": c} for (s, c), fav in favorites.items() if fav]
+    off = [(s, c) for (s, c), fav in favorites.items() if not fav]
+    if on:
+        await session.execute(insert_ignoring_conflicts(session, StoreFavorite), on)
+    if off:
         await session.execute(
             delete(StoreFavorite).where(
-                StoreFavorite.store_id == store_id, StoreFavorite.customer_id == customer_id
+                tuple_(StoreFavorite.store_id, StoreFavorite.customer_id).in_(off)
             )
         )
 
 
-async def remember_deal(
-    session: AsyncSession, deal_id: uuid.UUID, store_id: str, store_name: str, name: str
-) -> None:
-    await session.execute(
-        insert_ignoring_conflicts(session, KnownDeal).values(
-            deal_id=deal_id, store_id=store_id, store_name=store_name, name=name
+async def remember_deals(session: AsyncSession, deals: Iterable[KnownDeal]) -> None:
+    """Names of published deals, for later restocks (the first name known is kept)."""
+    rows = [
+        {"deal_id": d.deal_id, "store_id": d.store_id, "store_name": d.store_name, "name": d.name}
+        for d in deals
+    ]
+    if rows:
+        await session.execute(insert_ignoring_conflicts(session, KnownDeal), rows)
+
+
+async def known_deals(
+    session: AsyncSession, deal_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, KnownDeal]:
+    if not deal_ids:
+        return {}
+    rows = await session.scalars(select(KnownDeal).where(KnownDeal.deal_id.in_(list(deal_ids))))
+    return {d.deal_id: d for d in rows}
+
+
+async def managers_of(session: AsyncSession, store_ids: Collection[str]) -> dict[str, set[str]]:
+    """Each store's managers (stores without any are absent)."""
+    if not store_ids:
+        return {}
+    rows = await session.execute(
+        select(StoreManager.store_id, StoreManager.user_id).where(
+            StoreManager.store_id.in_(list(store_ids))
         )
     )
+    return _grouped(rows.all())
 
 
-async def known_deal(session: AsyncSession, deal_id: uuid.UUID) -> KnownDeal | None:
-    return await session.get(KnownDeal, deal_id)
-
-
-async def managers_of(session: AsyncSession, store_id: str) -> list[str]:
-    rows = await session.scalars(
-        select(StoreManager.user_id).where(StoreManager.store_id == store_id)
+async def favoriters_of(session: AsyncSession, store_ids: Collection[str]) -> dict[str, set[str]]:
+    """Each store's favoriters (stores without any are absent)."""
+    if not store_ids:
+        return {}
+    rows = await session.execute(
+        select(StoreFavorite.store_id, StoreFavorite.customer_id).where(
+            StoreFavorite.store_id.in_(list(store_ids))
+        )
     )
-    return list(rows)
+    return _grouped(rows.all())
 
 
-async def favoriters_of(session: AsyncSession, store_id: str) -> list[str]:
-    rows = await session.scalars(
-        select(StoreFavorite.customer_id).where(StoreFavorite.store_id == store_id)
-    )
-    return list(rows)
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for store_id, user_id in pairs:
+        found.setdefault(store_id, set()).add(user_id)
+    return found

@@ -46,6 +46,16 @@ class RetryPolicy:
         return max(backoff, retry_after_s or 0.0)
 
 
+def sampled(traceparent: bytes | None) -> bool:
+    """Whether a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``) asks for recording."""
+    if traceparent is None or len(traceparent) < len(b"00-") + 32 + 1 + 16 + 3:
+        return False
+    try:
+        return bool(int(traceparent[53:55], 16) & 1)
+    except ValueError:
+        return False
+
+
 def dlq_record(record: IncomingRecord, reason: str, suffix: str) -> OutgoingRecord:
     """The original record on ``<topic><suffix>``, its origin and the reason in headers."""
     headers = [
@@ -98,7 +108,7 @@ class Pipeline:
             except ValidationError as exc:
                 dead_letters.append((record, f"unparseable event: {str(exc)[:400]}"))
         # Partitions' batches run side by side: add this batch's contexts, drop them when done.
-        traced = {e.event_id: r.headers for r, e in events if r.header("traceparent")}
+        traced = {e.event_id: r.headers for r, e in events if sampled(r.header("traceparent"))}
         self._trace_headers.update(traced)
         try:
             await self._handle_parsed(events, dead_letters)
@@ -199,17 +209,23 @@ class Pipeline:
         return failed
 
     async def _send_traced(self, todo: list[Delivery]) -> list[SendResult]:
-        """Sends a chunk; with tracing on, each event's messages go out inside a processing span
-        that continues the event's trace, so the FCM HTTP calls are children of it."""
+        """Sends a chunk; with tracing on, the messages of each event whose trace is sampled go
+        out inside a processing span that continues the event's trace, so the FCM HTTP calls are
+        children of it. The rest go out together in one call: a span per event (and an FCM call
+        per event under it) for traces nobody records cost ~1 ms of CPU per event."""
 
         def notification(d: Delivery) -> Notification:
             return Notification(d.target_kind, d.target, d.title, d.body, d.data)
 
-        if not tracing_active():
+        if not tracing_active() or not self._trace_headers:
             return await self._sender.send([notification(d) for d in todo])
+        plain: list[int] = []
         by_event: dict[uuid.UUID, list[int]] = {}
         for index, delivery in enumerate(todo):
-            by_event.setdefault(delivery.event_id, []).append(index)
+            if delivery.event_id in self._trace_headers:
+                by_event.setdefault(delivery.event_id, []).append(index)
+            else:
+                plain.append(index)
 
         async def send_event(event_id: uuid.UUID, indexes: list[int]) -> list[SendResult]:
             headers = self._trace_headers.get(event_id, [])
@@ -225,10 +241,15 @@ class Pipeline:
                 )
                 return results
 
+        async def send_plain() -> list[SendResult]:
+            return await self._sender.send([notification(todo[i]) for i in plain]) if plain else []
+
         # At most the chunk is in flight, as without tracing: the crash bound stays the same.
-        answers = await asyncio.gather(*(send_event(e, ix) for e, ix in by_event.items()))
+        answers = await asyncio.gather(
+            send_plain(), *(send_event(e, ix) for e, ix in by_event.items())
+        )
         results: list[SendResult | None] = [None] * len(todo)
-        for indexes, answer in zip(by_event.values(), answers, strict=True):
+        for indexes, answer in zip([plain, *by_event.values()], answers, strict=True):
             for index, result in zip(indexes, answer, strict=True):
                 results[index] = result
         return [r for r in results if r is not None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +22,11 @@ from contracts import (
     OrderPlaced,
     OrderStatusChanged,
     StockChanged,
+    StockChangedData,
     StockChangeReason,
 )
 from push.audience import repository as audience
+from push.audience.models import KnownDeal
 from push.db import insert_ignoring_conflicts
 from push.delivery import messages
 from push.delivery.models import Delivery, DeliveryStatus, HeldDelivery, ProcessedEvent
@@ -71,46 +73,107 @@ async def claim_events(
     return set(result.scalars())
 
 
-async def _audience(  # noqa: PLR0911 — one case per event type
-    session: AsyncSession, event: Event
-) -> tuple[messages.Text | None, list[str], bool]:
-    """The text, the users who hear it, and whether it is promotional (capped, quiet hours)."""
-    match event:
-        case OrderPlaced():
-            return messages.new_order(event), await audience.managers_of(session, event.key), False
-        case OrderStatusChanged():
-            return messages.order_status(event), [event.data.customer_id], False
-        case DealPublished(data=deal):
-            await audience.remember_deal(
-                session, deal.deal_id, deal.store_id, deal.store_name, deal.name
-            )
-            users = await _store_followers(session, deal.store_id, deal.lon, deal.lat)
-            return messages.new_deal(event), users, True
-        case StockChanged(data=stock):
-            if not stock.live:
-                await expire_held_for_deal(session, stock.deal_id)
-            if stock.reason != StockChangeReason.RESTOCKED or not stock.live:
-                return None, [], True
-            known = await audience.known_deal(session, stock.deal_id)
-            text = messages.restock(
-                event, known.store_name if known else None, known.name if known else None
-            )
-            return text, await _store_followers(session, stock.store_id, stock.lon, stock.lat), True
-        case FavoriteChanged(data=fav):
-            await audience.set_favorite(session, fav.store_id, fav.customer_id, fav.favorite)
-            return None, [], False
-        case ManagerApproved(data=approval):
-            await audience.add_manager(session, approval.store_id, approval.user_id)
-            return None, [], False
-    return None, [], False
+@dataclass
+class _Audience:
+    """What a batch of events teaches and who hears each of them, with one query per kind for
+    the whole batch: what the database knew before the batch is read first, then the events are
+    walked in order, each seeing what the earlier ones taught (as one event at a time would),
+    and what they taught is written at the end."""
+
+    managers: dict[str, set[str]]
+    favoriters: dict[str, set[str]]
+    deals: dict[uuid.UUID, KnownDeal]
+    near: dict[tuple[float, float], set[str]]
+    new_managers: set[tuple[str, str]] = field(default_factory=set)
+    favorites: dict[tuple[str, str], bool] = field(default_factory=dict)
+    new_deals: dict[uuid.UUID, KnownDeal] = field(default_factory=dict)
+    closed_deals: list[uuid.UUID] = field(default_factory=list)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, events: Sequence[Event]) -> _Audience:
+        order_stores: set[str] = set()
+        deal_stores: set[str] = set()
+        deal_ids: set[uuid.UUID] = set()
+        points: dict[tuple[float, float], None] = {}
+        for event in events:
+            match event:
+                case OrderPlaced():
+                    order_stores.add(event.key)
+                case DealPublished(data=deal):
+                    deal_stores.add(deal.store_id)
+                    deal_ids.add(deal.deal_id)
+                    points[(deal.lon, deal.lat)] = None
+                case StockChanged(data=stock) if _is_live_restock(stock):
+                    deal_stores.add(stock.store_id)
+                    deal_ids.add(stock.deal_id)
+                    points[(stock.lon, stock.lat)] = None
+        near = await subscriptions.subscribers_near(session, list(points))
+        return cls(
+            managers=await audience.managers_of(session, order_stores),
+            favoriters=await audience.favoriters_of(session, deal_stores),
+            deals=await audience.known_deals(session, deal_ids),
+            near=dict(zip(points, near, strict=True)),
+        )
+
+    def hear(  # noqa: PLR0911 — one case per event type
+        self, event: Event
+    ) -> tuple[messages.Text | None, list[str], bool]:
+        """The text, the users who hear it, and whether it is promotional (capped, quiet
+        hours); learns what the event teaches."""
+        match event:
+            case OrderPlaced():
+                return messages.new_order(event), sorted(self.managers.get(event.key, ())), False
+            case OrderStatusChanged():
+                return messages.order_status(event), [event.data.customer_id], False
+            case DealPublished(data=deal):
+                if deal.deal_id not in self.deals:  # the first name known is kept
+                    self.deals[deal.deal_id] = self.new_deals[deal.deal_id] = KnownDeal(
+                        deal_id=deal.deal_id,
+                        store_id=deal.store_id,
+                        store_name=deal.store_name,
+                        name=deal.name,
+                    )
+                users = self._followers(deal.store_id, deal.lon, deal.lat)
+                return messages.new_deal(event), users, True
+            case StockChanged(data=stock):
+                if not stock.live:
+                    self.closed_deals.append(stock.deal_id)
+                if not _is_live_restock(stock):
+                    return None, [], True
+                known = self.deals.get(stock.deal_id)
+                text = messages.restock(
+                    event, known.store_name if known else None, known.name if known else None
+                )
+                return text, self._followers(stock.store_id, stock.lon, stock.lat), True
+            case FavoriteChanged(data=fav):
+                followers = self.favoriters.setdefault(fav.store_id, set())
+                if fav.favorite:
+                    followers.add(fav.customer_id)
+                else:
+                    followers.discard(fav.customer_id)
+                self.favorites[(fav.store_id, fav.customer_id)] = fav.favorite
+                return None, [], False
+            case ManagerApproved(data=approval):
+                self.managers.setdefault(approval.store_id, set()).add(approval.user_id)
+                self.new_managers.add((approval.store_id, approval.user_id))
+                return None, [], False
+        return None, [], False
+
+    def _followers(self, store_id: str, lon: float, lat: float) -> list[str]:
+        return sorted(self.favoriters.get(store_id, set()) | self.near[(lon, lat)])
+
+    async def save(self, session: AsyncSession) -> None:
+        """Writes what the batch taught; held deliveries of closed deals expire (before this
+        batch's own holds are written, as when each event was planned on its own)."""
+        await audience.add_managers(session, self.new_managers)
+        await audience.set_favorites(session, self.favorites)
+        await audience.remember_deals(session, self.new_deals.values())
+        if self.closed_deals:
+            await expire_held_for_deals(session, self.closed_deals)
 
 
-async def _store_followers(
-    session: AsyncSession, store_id: str, lon: float, lat: float
-) -> list[str]:
-    favoriters = await audience.favoriters_of(session, store_id)
-    nearby = await subscriptions.subscribers_near(session, lon, lat)
-    return sorted(set(favoriters) | set(nearby))
+def _is_live_restock(stock: StockChangedData) -> bool:
+    return stock.reason == StockChangeReason.RESTOCKED and stock.live
 
 
 async def _promotions_today(
@@ -173,11 +236,13 @@ async def plan_deliveries(
     """Applies what each event teaches, in order, and inserts one delivery per (event, device)
     in one statement; returns the ones to send now (held and capped ones are recorded only),
     as detached rows, so the caller need not read them back."""
+    learned = await _Audience.load(session, events)
     planned: list[_Planned] = []
     for event in events:
-        text, users, promotional = await _audience(session, event)
+        text, users, promotional = learned.hear(event)
         if text is not None and users:
             planned.append(_Planned(event, text, users, promotional))
+    await learned.save(session)
     if not planned:
         return []
     all_users = {u for p in planned for u in p.users}
@@ -247,16 +312,17 @@ async def plan_deliveries(
     return sorted(pending, key=lambda d: d.id)
 
 
-async def expire_held_for_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
-    """A deal sold out or closed: what is held for it will never be worth sending."""
-    held = select(HeldDelivery.delivery_id).where(HeldDelivery.deal_id == deal_id)
+async def expire_held_for_deals(session: AsyncSession, deal_ids: Collection[uuid.UUID]) -> None:
+    """Deals sold out or closed: what is held for them will never be worth sending."""
+    deal_ids = list(set(deal_ids))
+    held = select(HeldDelivery.delivery_id).where(HeldDelivery.deal_id.in_(deal_ids))
     await session.execute(
         update(Delivery)
         .where(Delivery.id.in_(held), Delivery.status == DeliveryStatus.HELD)
         .values(status=DeliveryStatus.EXPIRED)
         .execution_options(synchronize_session=False)
     )
-    await session.execute(delete(HeldDelivery).where(HeldDelivery.deal_id == deal_id))
+    await session.execute(delete(HeldDelivery).where(HeldDelivery.deal_id.in_(deal_ids)))
 
 
 @dataclass

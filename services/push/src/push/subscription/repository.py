@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,26 +21,36 @@ def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * _EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-async def subscribers_near(session: AsyncSession, lon: float, lat: float) -> list[str]:
-    """Users with a saved place whose chosen radius reaches the point (the geofence turned
-    around: the radius belongs to the place, so the query is one ST_DWithin per row)."""
+async def subscribers_near(
+    session: AsyncSession, points: Sequence[tuple[float, float]]
+) -> list[set[str]]:
+    """For each (lon, lat) point, the users with a saved place whose chosen radius reaches it
+    (the geofence turned around: the radius belongs to the place, so it is one ST_DWithin per
+    row); all points in one query."""
+    if not points:
+        return []
+    found: list[set[str]] = [set() for _ in points]
     if session.get_bind().dialect.name == "postgresql":
-        rows = await session.scalars(
+        rows = await session.execute(
             text(
-                "SELECT DISTINCT user_id FROM saved_places WHERE ST_DWithin(location, "
-                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, radius_m)"
+                "SELECT DISTINCT p.i, s.user_id FROM unnest(CAST(:lons AS float8[]),"
+                " CAST(:lats AS float8[])) WITH ORDINALITY AS p(lon, lat, i)"
+                " JOIN saved_places s ON ST_DWithin(s.location,"
+                " ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography, s.radius_m)"
             ),
-            {"lon": lon, "lat": lat},
+            {"lons": [lon for lon, _ in points], "lats": [lat for _, lat in points]},
         )
-        return list(rows)
-    places = await session.scalars(select(SavedPlace))
-    return sorted(
-        {
+        for index, user_id in rows.all():
+            found[index - 1].add(user_id)
+        return found
+    places = list(await session.scalars(select(SavedPlace)))
+    for users, (lon, lat) in zip(found, points, strict=True):
+        users.update(
             p.user_id
             for p in places
             if haversine_m(p.location.lon, p.location.lat, lon, lat) <= p.radius_m
-        }
-    )
+        )
+    return found
 
 
 async def places_of(session: AsyncSession, user_id: str) -> list[SavedPlace]:
