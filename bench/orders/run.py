@@ -328,7 +328,19 @@ def _drain(conn: psycopg.Connection[Any], store_id: str, timeout_s: float = 60) 
 
 def _cleanup(conn: psycopg.Connection[Any], store_id: str, customer_id: str) -> None:
     """Deletes what the case wrote, so the shared database does not fill with live bench deals
-    (api's geofence cache loads every live deal)."""
+    (api's geofence cache loads every live deal). An order wrk gave up on can still commit while
+    this runs (a loaded machine): then the deal is still referenced, and it tries again."""
+    for attempt in range(5):
+        try:
+            _delete_case(conn, store_id, customer_id)
+            return
+        except psycopg.errors.ForeignKeyViolation:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+
+
+def _delete_case(conn: psycopg.Connection[Any], store_id: str, customer_id: str) -> None:
     with conn.transaction():
         conn.execute(
             "DELETE FROM order_changes WHERE order_id IN"
