@@ -31,7 +31,7 @@ from push.delivery.http2 import Http2Transport
 # What the scripted server does with a request: answer it, or misbehave (per connection number
 # and request number on that connection).
 Script = Callable[[int, int], str]
-Serve = Callable[[Script], Awaitable[tuple["ScriptedServer", str]]]
+Serve = Callable[..., Awaitable[tuple["ScriptedServer", str]]]
 
 
 @dataclass
@@ -40,6 +40,10 @@ class ScriptedServer:
     connections: int = 0
     processed: list[bytes] = field(default_factory=list)
     headers: list[dict[bytes, bytes]] = field(default_factory=list)
+    settings: dict[int, int] = field(default_factory=dict)  # the server's SETTINGS
+    open_streams: int = 0
+    most_open_streams: int = 0
+    pings_acked: int = 0
 
 
 class _ServerProtocol(asyncio.Protocol):
@@ -58,15 +62,24 @@ class _ServerProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.conn.initiate_connection()
+        if self.server.settings:
+            self.conn.update_settings(self.server.settings)
+        self.conn.ping(b"pingpong")
         transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.PingAckReceived):
+                self.server.pings_acked += 1
             if isinstance(event, h2.events.RequestReceived):
                 assert event.stream_id is not None
                 self.bodies[event.stream_id] = bytearray()
                 self.server.headers.append(dict(event.headers or []))
+                self.server.open_streams += 1
+                self.server.most_open_streams = max(
+                    self.server.most_open_streams, self.server.open_streams
+                )
             elif isinstance(event, h2.events.DataReceived):
                 assert event.stream_id is not None
                 self.bodies[event.stream_id] += event.data or b""
@@ -75,6 +88,7 @@ class _ServerProtocol(asyncio.Protocol):
                 )
             elif isinstance(event, h2.events.StreamEnded):
                 assert event.stream_id is not None
+                self.server.open_streams -= 1
                 self.requests += 1
                 self._act(event.stream_id, self.server.script(self.number, self.requests))
         if not self.transport.is_closing():
@@ -90,6 +104,13 @@ class _ServerProtocol(asyncio.Protocol):
             self.server.processed.append(bytes(self.bodies[stream_id]))
             self.transport.write(self.conn.data_to_send())
             self.transport.close()
+        elif action == "padded":  # a 1xx first, a long padded head, a body in padded pieces
+            self.server.processed.append(bytes(self.bodies[stream_id]))
+            self.conn.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</x>")])
+            long = [(b"x-%d" % i, b"v" * 1000) for i in range(40)]  # > one frame: CONTINUATION
+            self.conn.send_headers(stream_id, [(b":status", b"200"), *long])
+            self.conn.send_data(stream_id, b'{"name":', pad_length=7)
+            self.conn.send_data(stream_id, b'"m/%d"}' % stream_id, end_stream=True, pad_length=3)
         else:
             self.server.processed.append(bytes(self.bodies[stream_id]))
             self.conn.send_headers(
@@ -102,8 +123,10 @@ class _ServerProtocol(asyncio.Protocol):
 async def serve() -> AsyncIterator[Serve]:
     servers: list[asyncio.Server] = []
 
-    async def start(script: Script) -> tuple[ScriptedServer, str]:
-        state = ScriptedServer(script)
+    async def start(
+        script: Script, settings: dict[int, int] | None = None
+    ) -> tuple[ScriptedServer, str]:
+        state = ScriptedServer(script, settings=settings or {})
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: _ServerProtocol(state), "127.0.0.1", 0)
         servers.append(server)
@@ -129,6 +152,24 @@ async def test_many_requests_share_one_connection_with_their_own_answers(serve: 
     assert server.connections == 1
     assert sorted(server.processed) == sorted(b"%d" % i for i in range(50))
     assert all(h[b":method"] == b"POST" and b"host" not in h for h in server.headers)
+
+
+async def test_the_servers_settings_windows_padding_and_continuation_are_honoured(
+    serve: Serve,
+) -> None:
+    from h2.settings import SettingCodes  # noqa: PLC0415
+
+    settings = {SettingCodes.INITIAL_WINDOW_SIZE: 100, SettingCodes.MAX_CONCURRENT_STREAMS: 3}
+    server, base = await serve(lambda conn, n: "padded", settings)
+    bodies = [bytes([65 + i]) * 5000 for i in range(8)]  # each 50 windows of 100 bytes
+    async with httpx.AsyncClient(transport=Http2Transport(prior_knowledge=True)) as client:
+        answers = await asyncio.gather(*(_post(client, base, body) for body in bodies))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert all(a.json()["name"].startswith("m/") for a in answers)
+    assert all(len(a.headers["x-39"]) == 1000 for a in answers)
+    assert sorted(server.processed) == sorted(bodies)
+    assert server.most_open_streams <= 3
+    assert server.pings_acked == 1
 
 
 async def test_a_request_above_the_goaway_is_sent_again_on_a_new_connection(serve: Serve) -> None:

@@ -2,9 +2,10 @@
 
 httpx's default transport (httpcore on anyio) spent most of a send's CPU on its own layers: a
 pool that rescans its queue per request, anyio locks and checkpoints around every read and
-write, and one socket write per request. This transport speaks the same HTTP/2 (the ``h2``
-state machine httpcore uses) straight on an asyncio protocol: one write per loop turn for every
-stream that has something to send, responses read as they come, no pool queue to rescan.
+write, and one socket write per request. This transport speaks HTTP/2 straight on an asyncio
+protocol with framing of its own (RFC 9113; h2's state machine, which httpcore uses, was half
+of what remained per message): one write per loop turn for every stream that has something to
+send, responses read as they come, no pool queue to rescan. HPACK is the ``hpack`` package's.
 
 It is an ``httpx.AsyncBaseTransport`` — httpx's documented extension point — so everything above
 it (firebase-admin's request building, google-auth's Bearer, error mapping) is unchanged.
@@ -17,17 +18,11 @@ as the httpx error it is, and the caller decides (push retries it later).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
+import struct
 from collections import deque
 from typing import Any, cast
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
 import hpack
 import httpx
 
@@ -75,41 +70,102 @@ class _NotProcessed(Exception):
     send again on another connection."""
 
 
-class _Stream:
-    __slots__ = ("body", "done", "headers", "status")
+class _RememberingDecoder(hpack.Decoder):
+    """hpack's decoder that remembers header blocks which neither use nor change the dynamic
+    table (static references and non-indexed literals): such a block decodes to the same
+    headers every time, so each distinct one is decoded once. Blocks of a server that indexes
+    take hpack's full path."""
 
-    def __init__(self, done: asyncio.Future[None]) -> None:
+    _MEMO_SIZE = 512
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        table = self.header_table
+        if table.dynamic_entries or not raw:
+            return super().decode(data, raw)
+        headers = self._memo.get(data)
+        if headers is None:
+            size = table.maxsize
+            headers = [(bytes(n), bytes(v)) for n, v in super().decode(data, raw=True)]
+            if table.dynamic_entries or table.maxsize != size:
+                return headers  # the block changed the table: not a function of its bytes
+            if len(self._memo) >= self._MEMO_SIZE:
+                self._memo.clear()
+            self._memo[data] = headers
+        return headers
+
+
+# Frame types, flags, settings and error codes (RFC 9113 §6, §7).
+_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
+_PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
+_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
+_HEADER_TABLE_SIZE, _ENABLE_PUSH, _MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
+_INITIAL_WINDOW_SIZE, _MAX_FRAME_SIZE = 0x4, 0x5
+_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
+_FRAME_SIZE_ERROR, _REFUSED_STREAM, _CANCEL, _COMPRESSION_ERROR = 0x6, 0x7, 0x8, 0x9
+_FRAME_HEAD = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_FRAME_SIZE = 16_384  # SETTINGS_MAX_FRAME_SIZE: the default, ours
+_MAX_STREAM_ID = 2**31 - 1
+
+
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    size = len(payload)
+    return _FRAME_HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
+
+
+class _ProtocolError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class _Stream:
+    __slots__ = ("body", "done", "headers", "status", "window")
+
+    def __init__(self, done: asyncio.Future[None], window: int) -> None:
         self.done = done
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
+        self.window = window  # what we may still send on this stream
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/2 connection: many streams at once, at most ``max_streams`` of ours."""
+    """One HTTP/2 connection (client side): many streams at once, at most ``max_streams`` of
+    ours.
+
+    The framing is our own (RFC 9113), not h2's state machine, which cost about half the
+    sender's CPU per message: the preface and SETTINGS, their acks, PING, flow control both
+    ways, CONTINUATION, padding, RST_STREAM and GOAWAY, and the server's limits
+    (SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_MAX_FRAME_SIZE, windows). HPACK is hpack's.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_streams: int) -> None:
         self._loop = loop
-        self._h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(
-                client_side=True,
-                header_encoding=None,
-                # httpx already validated what we send, and we lowercase the names ourselves.
-                validate_outbound_headers=False,
-                normalize_outbound_headers=False,
-            )
-        )
-        self._h2.encoder = _StatelessEncoder()
+        self._encoder = _StatelessEncoder()
+        self._decoder = _RememberingDecoder()
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, _Stream] = {}
+        self._next_stream_id = 1
         self._max_streams = max_streams
+        self._server_streams = 100  # until its SETTINGS say otherwise
+        self._stream_limit = min(max_streams, self._server_streams)
+        self._server_frame_size = _FRAME_SIZE
+        self._server_window = 65_535  # its SETTINGS_INITIAL_WINDOW_SIZE: a new stream's window
+        self._send_window = 65_535  # the connection's, for our DATA
+        self._received = 0  # DATA bytes not yet given back to the server's connection window
+        self._buffer = b""
+        self._block: tuple[int, int, bytearray] | None = None  # stream, flags, header block
+        self._out: list[bytes] = []
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._window_waiters: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
         self._failure: Exception | None = None  # set once the connection cannot take more
         self.waiting = 0  # requests queued for a stream slot
-        self._stream_limit = 0
-        self._update_limit()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -121,88 +177,188 @@ class _Connection(asyncio.Protocol):
     def load(self) -> int:
         return len(self._streams) + self.waiting
 
-    def _limit(self) -> int:
-        return self._stream_limit
-
-    def _update_limit(self) -> None:
-        # Kept, not read from h2's settings object on every request (a lookup chain per call).
-        self._stream_limit = min(self._max_streams, self._h2.remote_settings.max_concurrent_streams)
-
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._h2.initiate_connection()
-        self._h2.update_settings(
-            {
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW,
-            }
-        )
-        self._h2.increment_flow_control_window(_WINDOW - 65_535)
+        settings = struct.pack(">HLHL", _ENABLE_PUSH, 0, _INITIAL_WINDOW_SIZE, _WINDOW)
+        self._send(_PREFACE)
+        self._send(_frame(_SETTINGS, 0, 0, settings))
+        self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", _WINDOW - 65_535)))
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        at, end = 0, len(buffer)
         try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            while end - at >= 9:
+                high, low, kind, flags, stream_id = _FRAME_HEAD.unpack_from(buffer, at)
+                size = (high << 8) | low
+                if size > _FRAME_SIZE:
+                    raise _ProtocolError(_FRAME_SIZE_ERROR, "a frame above our SETTINGS")
+                if end - at < 9 + size:
+                    break
+                payload = buffer[at + 9 : at + 9 + size]
+                at += 9 + size
+                self._on_frame(kind, flags, stream_id & 0x7FFF_FFFF, payload)
+        except _ProtocolError as exc:
+            goaway = struct.pack(">LL", 0, exc.code) + str(exc).encode()
+            self._send(_frame(_GOAWAY, 0, 0, goaway))
             self._flush()
-            self._fail(httpx.RemoteProtocolError(f"HTTP/2 protocol error from FCM: {exc!r}"))
+            self._fail(httpx.RemoteProtocolError(f"HTTP/2 protocol error from FCM: {exc}"))
             return
-        for event in events:
-            self._on_event(event)
-        self._schedule_flush()
+        self._buffer = buffer[at:]
+        if self._received:
+            self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", self._received)))
+            self._received = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(httpx.ReadError(f"the HTTP/2 connection closed: {exc or 'by the server'}"))
 
-    def _on_event(self, event: h2.events.Event) -> None:  # noqa: PLR0912 — one branch per event
-        kind = type(event)
-        if kind is h2.events.DataReceived:
-            assert isinstance(event, h2.events.DataReceived)
-            stream = self._streams.get(event.stream_id) if event.stream_id else None
-            if stream is not None and event.data:
-                stream.body += event.data
-            if event.stream_id:
-                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif kind is h2.events.ResponseReceived:
-            assert isinstance(event, h2.events.ResponseReceived)
-            stream = self._streams.get(event.stream_id) if event.stream_id else None
-            if stream is not None:
-                for name, value in event.headers or ():
-                    if name == b":status":
-                        stream.status = int(value)
-                    else:
-                        stream.headers.append((bytes(name), bytes(value)))
-        elif kind is h2.events.StreamEnded:
-            assert isinstance(event, h2.events.StreamEnded)
-            stream = self._streams.get(event.stream_id) if event.stream_id else None
-            if stream is not None and not stream.done.done():
-                stream.done.set_result(None)
-        elif kind is h2.events.StreamReset:
-            assert isinstance(event, h2.events.StreamReset)
-            stream = self._streams.get(event.stream_id) if event.stream_id else None
-            if stream is not None and not stream.done.done():
-                if event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
-                    stream.done.set_exception(_NotProcessed())
-                else:
-                    stream.done.set_exception(
-                        httpx.RemoteProtocolError(f"FCM reset the stream: {event.error_code!r}")
-                    )
-        elif kind is h2.events.WindowUpdated:
-            self._wake_window_waiters()
-        elif kind is h2.events.RemoteSettingsChanged:
-            self._update_limit()
-            self._wake_window_waiters()
-            self._wake_slot_waiters()
-        elif kind is h2.events.ConnectionTerminated:
-            assert isinstance(event, h2.events.ConnectionTerminated)
-            self._goaway(event.last_stream_id or 0, event.error_code)
+    # -- reading ------------------------------------------------------------------------------
 
-    def _goaway(self, last_stream_id: int, error_code: Any) -> None:
+    def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:  # noqa: PLR0912
+        if self._block is not None and kind != _CONTINUATION:
+            raise _ProtocolError(_PROTOCOL_ERROR, "a header block was interrupted")
+        if kind == _DATA:
+            self._on_data(flags, stream_id, payload)
+        elif kind == _HEADERS:
+            if not stream_id:
+                raise _ProtocolError(_PROTOCOL_ERROR, "HEADERS on stream 0")
+            block = _unpad(flags, payload)
+            if flags & _PRIORITY_FLAG:
+                block = block[5:]
+            if flags & _END_HEADERS:
+                self._on_header_block(stream_id, flags, block)
+            else:
+                self._block = (stream_id, flags, bytearray(block))
+        elif kind == _CONTINUATION:
+            if self._block is None or self._block[0] != stream_id:
+                raise _ProtocolError(_PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+            self._block[2].extend(payload)
+            if flags & _END_HEADERS:
+                block_stream, block_flags, block_bytes = self._block
+                self._block = None
+                self._on_header_block(block_stream, block_flags, bytes(block_bytes))
+        elif kind == _SETTINGS:
+            self._on_settings(flags, stream_id, payload)
+        elif kind == _PING:
+            if stream_id or len(payload) != 8:
+                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed PING")
+            if not flags & _ACK:
+                self._send(_frame(_PING, _ACK, 0, payload))
+        elif kind == _WINDOW_UPDATE:
+            self._on_window_update(stream_id, payload)
+        elif kind == _RST_STREAM:
+            if not stream_id or len(payload) != 4:
+                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed RST_STREAM")
+            self._on_reset(stream_id, struct.unpack(">L", payload)[0])
+        elif kind == _GOAWAY:
+            if stream_id or len(payload) < 8:
+                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed GOAWAY")
+            last_stream_id, code = struct.unpack_from(">LL", payload)
+            self._goaway(last_stream_id & 0x7FFF_FFFF, code)
+        elif kind == _PUSH_PROMISE:
+            raise _ProtocolError(_PROTOCOL_ERROR, "a push we disabled")
+        # PRIORITY and unknown frame types are ignored (RFC 9113 §5.5, §6.3).
+
+    def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id:
+            raise _ProtocolError(_PROTOCOL_ERROR, "DATA on stream 0")
+        self._received += len(payload)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return  # a stream we gave up on (cancelled): its window is given back above
+        stream.body += _unpad(flags, payload)
+        if flags & _END_STREAM:
+            self._finish(stream)
+        elif payload:
+            self._send(_frame(_WINDOW_UPDATE, 0, stream_id, struct.pack(">L", len(payload))))
+
+    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        try:
+            # Every block is decoded, even of a stream we gave up on: it may change the table.
+            headers = self._decoder.decode(block, raw=True)
+        except hpack.HPACKError as exc:
+            raise _ProtocolError(_COMPRESSION_ERROR, f"an undecodable header block: {exc}") from exc
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        if stream.status == 0 or stream.status < 200:  # the response's head (1xx: informational)
+            status = next((v for n, v in headers if n == b":status"), b"")
+            if not status.isdigit():
+                self._reset(stream_id, stream, "a response without a valid :status")
+                return
+            stream.status = int(status)
+            if stream.status >= 200:
+                stream.headers = [(n, v) for n, v in headers if not n.startswith(b":")]
+        # Trailers carry nothing FCM sends; they only end the stream.
+        if flags & _END_STREAM:
+            self._finish(stream)
+
+    def _finish(self, stream: _Stream) -> None:
+        if not stream.done.done():
+            if stream.status < 200:
+                stream.done.set_exception(httpx.RemoteProtocolError("a response without a head"))
+            else:
+                stream.done.set_result(None)
+
+    def _reset(self, stream_id: int, stream: _Stream, reason: str) -> None:
+        self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _PROTOCOL_ERROR)))
+        if not stream.done.done():
+            stream.done.set_exception(httpx.RemoteProtocolError(reason))
+
+    def _on_reset(self, stream_id: int, code: int) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.done.done():
+            return
+        if code == _REFUSED_STREAM:
+            stream.done.set_exception(_NotProcessed())
+        else:
+            stream.done.set_exception(httpx.RemoteProtocolError(f"FCM reset the stream: {code}"))
+
+    def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id or len(payload) % 6 or (flags & _ACK and payload):
+            raise _ProtocolError(_FRAME_SIZE_ERROR, "a malformed SETTINGS")
+        if flags & _ACK:
+            return
+        for at in range(0, len(payload), 6):
+            code, value = struct.unpack_from(">HL", payload, at)
+            if code == _MAX_CONCURRENT_STREAMS:
+                self._server_streams = value
+                self._stream_limit = min(self._max_streams, value)
+            elif code == _INITIAL_WINDOW_SIZE:
+                if value > 0x7FFF_FFFF:
+                    raise _ProtocolError(_FLOW_CONTROL_ERROR, "a window above 2^31-1")
+                for stream in self._streams.values():
+                    stream.window += value - self._server_window
+                self._server_window = value
+            elif code == _MAX_FRAME_SIZE:
+                if not _FRAME_SIZE <= value <= 0xFF_FFFF:
+                    raise _ProtocolError(_PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
+                self._server_frame_size = value
+            elif code == _HEADER_TABLE_SIZE:
+                self._encoder.header_table_size = value
+        self._send(_frame(_SETTINGS, _ACK, 0))
+        self._wake_window_waiters()
+        self._wake_slot_waiters()
+
+    def _on_window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise _ProtocolError(_FRAME_SIZE_ERROR, "a malformed WINDOW_UPDATE")
+        increment = struct.unpack(">L", payload)[0] & 0x7FFF_FFFF
+        if not increment and not stream_id:
+            raise _ProtocolError(_PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+        if not stream_id:
+            self._send_window += increment
+        elif stream_id in self._streams:
+            self._streams[stream_id].window += increment
+        self._wake_window_waiters()
+
+    def _goaway(self, last_stream_id: int, error_code: int) -> None:
         """No new streams here; those above ``last_stream_id`` were never processed."""
         if self._failure is None:
-            self._failure = httpx.RemoteProtocolError(f"FCM closed the connection: {error_code!r}")
+            self._failure = httpx.RemoteProtocolError(f"FCM closed the connection: {error_code}")
         for stream_id, stream in self._streams.items():
             if stream_id > last_stream_id and not stream.done.done():
                 stream.done.set_exception(_NotProcessed())
@@ -223,15 +379,16 @@ class _Connection(asyncio.Protocol):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _schedule_flush(self) -> None:
+    def _send(self, frame: bytes) -> None:
+        """Queues a frame; everything queued in a loop turn goes out in one write."""
+        self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Writes everything h2 has queued: one write for all streams of this loop turn."""
         self._flush_scheduled = False
-        data = self._h2.data_to_send()
+        data, self._out = b"".join(self._out), []
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
@@ -242,7 +399,7 @@ class _Connection(asyncio.Protocol):
                 waiter.set_result(None)
 
     def _wake_slot_waiters(self, *, everyone: bool = False) -> None:
-        free = len(self._slot_waiters) if everyone else self._limit() - len(self._streams)
+        free = len(self._slot_waiters) if everyone else self._stream_limit - len(self._streams)
         while free > 0 and self._slot_waiters:
             waiter = self._slot_waiters.popleft()
             if not waiter.done():
@@ -256,7 +413,7 @@ class _Connection(asyncio.Protocol):
     # -- one exchange -------------------------------------------------------------------------
 
     async def _slot(self) -> None:
-        while self._failure is None and len(self._streams) >= self._limit():
+        while self._failure is None and len(self._streams) >= self._stream_limit:
             waiter = self._loop.create_future()
             self._slot_waiters.append(waiter)
             self.waiting += 1
@@ -271,26 +428,33 @@ class _Connection(asyncio.Protocol):
         self, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         await self._slot()
-        stream_id = self._h2.get_next_available_stream_id()
-        stream = _Stream(self._loop.create_future())
+        stream_id = self._next_stream_id
+        if stream_id > _MAX_STREAM_ID:
+            self._goaway(stream_id, _NO_ERROR)  # ids used up: new requests go elsewhere
+            raise _NotProcessed
+        self._next_stream_id += 2
+        stream = _Stream(self._loop.create_future(), self._server_window)
         self._streams[stream_id] = stream
         try:
-            try:
-                self._h2.send_headers(stream_id, headers, end_stream=not body)
-                if body:
-                    await self._send_body(stream_id, stream, body)
-            except h2.exceptions.H2Error as exc:
-                raise httpx.RemoteProtocolError(f"cannot send on this connection: {exc!r}") from exc
-            self._schedule_flush()
+            block = self._encoder.encode(headers)
+            size = self._server_frame_size
+            end_stream = 0 if body else _END_STREAM
+            if len(block) <= size:
+                self._send(_frame(_HEADERS, end_stream | _END_HEADERS, stream_id, block))
+            else:
+                for at in range(0, len(block), size):
+                    last = _END_HEADERS if at + size >= len(block) else 0
+                    kind, flags = (_HEADERS, end_stream) if at == 0 else (_CONTINUATION, 0)
+                    self._send(_frame(kind, flags | last, stream_id, block[at : at + size]))
+            if body:
+                await self._send_body(stream_id, stream, body)
             await stream.done
             return stream.status, stream.headers, bytes(stream.body)
         finally:
             del self._streams[stream_id]
             if not stream.done.done() and self._failure is None:
                 # Cancelled (a timeout): tell the server, free the stream.
-                with contextlib.suppress(h2.exceptions.H2Error):
-                    self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-                self._schedule_flush()
+                self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _CANCEL)))
             self._wake_slot_waiters()
             if self._failure is not None:
                 self._close_when_idle()
@@ -300,12 +464,7 @@ class _Connection(asyncio.Protocol):
         while view:
             if stream.done.done():
                 return  # the server answered (or failed) before taking the whole body
-            try:
-                room = min(
-                    self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size
-                )
-            except h2.exceptions.StreamClosedError:
-                return
+            room = min(self._send_window, stream.window, self._server_frame_size)
             if room <= 0:
                 self._flush()
                 waiter = self._loop.create_future()
@@ -313,17 +472,24 @@ class _Connection(asyncio.Protocol):
                 await asyncio.wait([waiter, stream.done], return_when=asyncio.FIRST_COMPLETED)
                 continue
             chunk, view = view[:room], view[room:]
-            self._h2.send_data(stream_id, bytes(chunk), end_stream=not view)
+            self._send_window -= len(chunk)
+            stream.window -= len(chunk)
+            self._send(_frame(_DATA, 0 if view else _END_STREAM, stream_id, bytes(chunk)))
 
     def close(self) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        try:
-            self._h2.close_connection()
-            self._flush()
-        except h2.exceptions.H2Error:
-            pass
+        self._send(_frame(_GOAWAY, 0, 0, struct.pack(">LL", 0, _NO_ERROR)))
+        self._flush()
         self._transport.close()
+
+
+def _unpad(flags: int, payload: bytes) -> bytes:
+    if not flags & _PADDED:
+        return payload
+    if not payload or payload[0] >= len(payload):
+        raise _ProtocolError(_PROTOCOL_ERROR, "padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]
 
 
 class Http2Transport(httpx.AsyncBaseTransport):
