@@ -1,25 +1,29 @@
 """Push throughput to the FCM stand-in: firebase-admin's ``send_each_async`` (what push uses)
-against the plain thread-pool ``send_each``, same messages, same run, same stand-in binary.
+against the plain thread-pool ``send_each``, same messages, same run, same stand-in program.
 
-    uv run python bench/push/throughput.py --messages 6000 --processes 1    # ~60 s
-    uv run python bench/push/throughput.py --messages 6000 --processes 2    # 2 a side, ~60 s
+    uv run python bench/push/throughput.py --processes 1    # 20,000 messages a side, ~75 s quiet
+    uv run python bench/push/throughput.py --processes 2    # 2 sender processes a side, ~45 s
 
 The async side is push's own ``FcmSender`` with push's default tuning (firebase-admin
 ``send_each_async``, at most 500 a call, over push's HTTP/2 transport: h2c to the stand-in), on
 uvloop as push runs in production, handed ``batch × concurrent-batches`` messages at a time as
 the pipeline does, with google-auth's real OAuth token exchange against the stand-in. The
-thread-pool side is firebase-admin's ``send_each`` (requests, HTTP/1.1 keep-alive, a thread per
-message), its pool widened to the stand-in's http:// URL.
+baseline is firebase-admin's plain ``send_each`` (requests, HTTP/1.1 keep-alive, a thread per
+message) unchanged, with firebase-admin's own pooled adapter (100 connections, its retry
+config) mounted on the stand-in's http:// URL as it mounts it on fcm.googleapis.com.
 
-Both sides get the same: ``--processes`` sender processes each (every process sends its share;
-all start together after their warm-up, the rate is all messages / wall time), push's GC
-threshold (``tune_gc_for_sending``, as push's entry point sets it), and the FCM
-stand-in as a separate process (``python -m standins.fcm``, fresh for each side: h2c on uvloop
-for send_each_async, its HTTP/1.1 mode — uvicorn, httptools — for send_each). The bench
-reports notifications/s, the ratio, and the CPU each process used per message (the senders
-summed over their processes, and the stand-in): CPU per message is what to compare on a shared
-machine. Goal (issue 7): ≥ 2,000 notifications/s and ≥ 3× the thread-pool send_each, on 2
-cores.
+Both sides get the same: the same notifications (deterministic, built by push's ``to_message``:
+text, data, Android tag, APNs collapse id — byte-identical payloads), ``--processes`` sender
+processes each (every process sends its share; all start together after their warm-up, the rate
+is accepted messages / wall time), push's GC threshold (``tune_gc_for_sending``, as push's entry
+point sets it), and the FCM stand-in as a separate process (``python -m standins.fcm``, fresh
+for each side, the same FakeFcm answering: its lean h2c server on uvloop for send_each_async,
+its HTTP/1.1 mode — uvicorn, httptools, the baseline's best case — for send_each). 20,000
+messages a side by default: the thread pool's side runs ~45 s, ours ≥ 8 s — steady, unlike the
+6,000 of earlier runs. The bench reports notifications/s, the ratio, and the CPU per message of
+every process (each sender, the stand-in, and their total): CPU per message is what to compare
+on a shared machine. Goal (issue 7): ≥ 2,000 notifications/s and ≥ 3× the thread-pool
+send_each, on 2 cores.
 """
 
 from __future__ import annotations
@@ -36,11 +40,11 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+_WARM_UP = 99  # the warm-up's notifications: a worker index no sender process has
 
 
 def _free_port() -> int:
@@ -72,18 +76,27 @@ def _cpu_s(pid: int) -> float:
 # -- one sender process -------------------------------------------------------------------------
 
 
-def _notifications(count: int) -> list[Any]:
+def _notifications(count: int, worker: int = 0) -> list[Any]:
+    """The same ``count`` notifications for both sides (deterministic: a side's ``worker``-th
+    process sends exactly what the other side's does), shaped as push's deal notifications."""
     from push.delivery.sender import Notification  # noqa: PLC0415 — workers only
 
     return [
         Notification(
             "token",
-            f"bench-{uuid.uuid4().hex}",
+            f"bench-{worker}-{i:0140d}",  # FCM registration tokens are ~150 characters
             "마감빵집 마감 할인 40%",
             "소금빵 3개 6,000원 (정가 10,000원) · 4개 남음 · 21:30까지 픽업",
-            {"type": "deal.published", "deal_id": str(uuid.uuid4()), "route": "magam://deals/x"},
+            {
+                "type": "deal.published",
+                "event_id": str(uuid.UUID(int=worker << 64 | i)),
+                "store_id": "store-42",
+                "deal_id": str(uuid.UUID(int=1 << 96 | i)),
+                "price_krw": "6000",
+                "route": f"magam://deals/{uuid.UUID(int=1 << 96 | i)}",
+            },
         )
-        for _ in range(count)
+        for i in range(count)
     ]
 
 
@@ -119,9 +132,11 @@ async def _async_worker(args: argparse.Namespace) -> None:
 
     sender = FcmSender(_settings(args))
     step = sender.max_batch * sender.concurrency  # what the pipeline hands the sender at once
-    notes = _notifications(args.messages)
+    notes = _notifications(args.messages, args.worker_index)
     try:
-        await sender.send(_notifications(step))  # warm-up: the token exchange, the connection
+        await sender.send(
+            _notifications(step, _WARM_UP)
+        )  # warm-up: the token exchange, the connection
         await asyncio.get_running_loop().run_in_executor(None, _ready_then_wait_for_go)
         started, cpu0 = time.perf_counter(), time.process_time()
         sent, errors = 0, []
@@ -136,7 +151,9 @@ async def _async_worker(args: argparse.Namespace) -> None:
 
 def _threadpool_worker(args: argparse.Namespace) -> None:
     import firebase_admin  # type: ignore[import-untyped]  # noqa: PLC0415
-    from firebase_admin import credentials, messaging  # noqa: PLC0415
+    from firebase_admin import _http_client, credentials, messaging  # noqa: PLC0415
+
+    from push.delivery.fcm import _token_targets_allowed, to_message  # noqa: PLC0415
 
     settings = _settings(args)
     info = json.loads(settings.credentials_file.read_text(encoding="utf-8"))
@@ -145,27 +162,23 @@ def _threadpool_worker(args: argparse.Namespace) -> None:
     )
     messaging._MessagingService.FCM_URL = settings.send_url.replace("{project}", "{0}")
     service = messaging._get_messaging_service(app)
-    # send_each mounts its pooled adapter on https://fcm.googleapis.com only; give the
-    # stand-in's http:// URL the same pool so the comparison is fair.
+    # send_each mounts its pooled adapter on https://fcm.googleapis.com only; the stand-in's
+    # http:// URL gets the very same adapter (firebase-admin's default pool and retries).
     service._client.session.mount(
-        "http://", messaging.requests.adapters.HTTPAdapter(pool_connections=100, pool_maxsize=100)
+        "http://",
+        messaging.requests.adapters.HTTPAdapter(
+            pool_connections=100, pool_maxsize=100, max_retries=_http_client.DEFAULT_RETRY_CONFIG
+        ),
     )
 
-    def messages(count: int) -> list[Any]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return [
-                messaging.Message(
-                    token=n.target,
-                    data=n.data,
-                    notification=messaging.Notification(n.title, n.body),
-                )
-                for n in _notifications(count)
-            ]
+    def messages(count: int, worker: int) -> list[Any]:
+        # push's own FCM message for each notification: the same payloads as the async side.
+        with _token_targets_allowed():
+            return [to_message(n) for n in _notifications(count, worker)]
 
-    todo = messages(args.messages)
+    todo = messages(args.messages, args.worker_index)
     try:
-        messaging.send_each(messages(args.batch), app=app)  # warm-up
+        messaging.send_each(messages(args.batch, _WARM_UP), app=app)  # warm-up
         _ready_then_wait_for_go()
         started, cpu0 = time.perf_counter(), time.process_time()
         sent, errors = 0, []
@@ -205,14 +218,20 @@ def _run_side(
         str(args.connections),
     ]
     workers = [
-        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for _ in range(args.processes)
+        subprocess.Popen(
+            [*command, "--worker-index", str(index)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(args.processes)
     ]
     try:
         for worker in workers:
             assert worker.stdout is not None
             if worker.stdout.readline().strip() != "ready":
                 raise SystemExit(f"a {kind} sender failed to warm up: see its stderr above")
+        load_before = round(os.getloadavg()[0], 2)
         standin0 = _cpu_s(standin_pid)
         started = time.perf_counter()
         for worker in workers:
@@ -248,7 +267,13 @@ def _run_side(
         "sender_cpu_us_per_msg": round(1e6 * sum(r["cpu_s"] for r in reports) / total),
         "sender_cpu_us_per_msg_each": [round(1e6 * r["cpu_s"] / share) for r in reports],
         "standin_cpu_us_per_msg": round(1e6 * standin_cpu / total),
+        # All the machine's CPU a message cost (senders + stand-in): with --processes 2 both
+        # sides fill both cores, and the rates' ratio is about the inverse ratio of this.
+        "total_cpu_us_per_msg": round(
+            1e6 * (sum(r["cpu_s"] for r in reports) + standin_cpu) / total
+        ),
         "elapsed_s": round(elapsed, 2),
+        "load_avg_1m_before": load_before,
     }
 
 
@@ -264,7 +289,12 @@ def _standin(port: int, sa: Path, *, http2: bool) -> subprocess.Popen[bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=6000, help="messages per side (6000)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=20_000,
+        help="messages per side (20,000: each side runs long enough to be steady)",
+    )
     parser.add_argument(
         "--processes", type=int, default=1, help="sender processes per side, same for both (1)"
     )
@@ -289,6 +319,7 @@ def main() -> None:
     parser.add_argument("--http2", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["async", "threads"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--service-account", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
