@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -270,12 +271,22 @@ async def _plan(dsn: str, before: list[Event], batch: list[Event], one_by_one: b
 
 
 async def _outcome(session: AsyncSession, sender: RecordingSender) -> dict[str, Any]:
-    deliveries = (
-        await session.execute(select(Delivery.event_id, Delivery.target, Delivery.status))
-    ).all()
+    def utc(at: datetime | None) -> datetime | None:  # SQLite gives naive UTC back
+        return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+    deliveries = [
+        (
+            str(d.event_id),
+            d.target,
+            d.status,
+            (d.user_id, d.target_kind, d.title, d.body, sorted(d.data.items()), d.promotional),
+            (d.attempts, d.error, d.fcm_name is not None, utc(d.sent_at), utc(d.created_at)),
+        )
+        for d in await session.scalars(select(Delivery))
+    ]
     held = (await session.execute(select(HeldDelivery.user_id, HeldDelivery.deal_id))).all()
     return {
-        "deliveries": sorted((str(e), t, s) for e, t, s in deliveries),
+        "deliveries": sorted(deliveries),
         "sent": sorted((n.target, n.title, n.body, sorted(n.data.items())) for n in sender.sent),
         "held": sorted((u, str(d)) for u, d in held),
         "managers": sorted(
@@ -290,19 +301,31 @@ async def _outcome(session: AsyncSession, sender: RecordingSender) -> dict[str, 
     }
 
 
-def test_a_batch_planned_at_once_decides_what_its_events_one_by_one_decide(infra: Infra) -> None:
+def test_a_batch_planned_at_once_decides_what_its_events_one_by_one_decide(
+    infra: Infra, tmp_path: Path
+) -> None:
+    """PostgreSQL's one-statement batch SQL against SQLite's plain statements (and PostGIS
+    against the local profile's haversine) too: the four ways decide the same."""
     before, batch = _scenario()
     with (
         infra.scratch_database("push_plan_one") as one_db,
         infra.scratch_database("push_plan_all") as all_db,
     ):
-        dsn = f"postgresql+psycopg://{infra.pg_user}:{infra.pg_password}@{infra.pg_host}:{infra.pg_port}/{{}}"
+        dsn = (
+            f"postgresql+psycopg://{infra.pg_user}:{infra.pg_password}"
+            f"@{infra.pg_host}:{infra.pg_port}/{{}}"
+        )
         one = asyncio.run(_plan(dsn.format(one_db), before, batch, one_by_one=True))
         together = asyncio.run(_plan(dsn.format(all_db), before, batch, one_by_one=False))
+    lite = f"sqlite+aiosqlite:///{tmp_path}/{{}}.db"
+    lite_one = asyncio.run(_plan(lite.format("one"), before, batch, one_by_one=True))
+    lite_together = asyncio.run(_plan(lite.format("all"), before, batch, one_by_one=False))
     assert together == one
-    # And what both decided is what the rules say.
+    assert lite_one == one
+    assert lite_together == one
+    # And what they decided is what the rules say.
     heard = {(target, title) for target, title, _, _ in one["sent"]}
-    statuses = [status for _, _, status in one["deliveries"]]
+    statuses = [status for _, _, status, *_ in one["deliveries"]]
     # The two orders after approvals (the repeated one once); not the one before.
     assert sum(1 for target, *_ in one["sent"] if target == "phone-m1") == 2
     assert ("phone-c2", "소금빵 가게 마감 할인 44%") in heard  # geo, within 1 km

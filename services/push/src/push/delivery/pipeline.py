@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import Event, parse_event
 from push.alerts import OperatorChannel
+from push.delivery import repository
 from push.delivery.models import Delivery, DeliveryStatus
 from push.delivery.sender import Notification, Outcome, Sender, SendResult
 from push.delivery.service import Policy, claim_events, plan_deliveries, release_held
@@ -300,8 +301,7 @@ class Pipeline:
             for d, r in given_up
         ]
         async with self._sessions() as session, session.begin():
-            if updates:
-                await session.execute(update(Delivery), updates)
+            await repository.record(session, updates)
             for kind, target in dead:
                 await session.execute(
                     delete(Device).where(Device.target_kind == kind, Device.target == target)

@@ -28,8 +28,8 @@ from contracts import (
 from push.audience import repository as audience
 from push.audience.models import KnownDeal
 from push.db import insert_ignoring_conflicts
-from push.delivery import messages
-from push.delivery.models import Delivery, DeliveryStatus, HeldDelivery, ProcessedEvent
+from push.delivery import messages, repository
+from push.delivery.models import Delivery, DeliveryStatus, HeldDelivery
 from push.device import repository as devices
 from push.device.models import Device
 from push.subscription import repository as subscriptions
@@ -66,11 +66,7 @@ async def claim_events(
         }
         for event, record in claims
     ]
-    result = await session.execute(
-        insert_ignoring_conflicts(session, ProcessedEvent).returning(ProcessedEvent.event_id),
-        rows,
-    )
-    return set(result.scalars())
+    return await repository.claim(session, rows)
 
 
 @dataclass
@@ -281,14 +277,7 @@ async def plan_deliveries(
             ]
     if not rows:
         return []
-    inserted = (
-        await session.execute(
-            insert_ignoring_conflicts(session, Delivery).returning(
-                Delivery.id, Delivery.event_id, Delivery.device_id, Delivery.status
-            ),
-            rows,
-        )
-    ).all()
+    inserted = await repository.insert_deliveries(session, rows)
     relevance = {p.event.event_id: _relevance(p.event, policy, now) for p in planned}
     by_key = {(r["event_id"], r["device_id"]): r for r in rows}
     held = [
