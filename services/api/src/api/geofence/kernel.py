@@ -340,6 +340,59 @@ def settle_band(
     return distances, np.abs(distances - radius_m) <= VINCENTY_SLACK_M
 
 
+@_jit
+def _nearest(
+    distances: Floats, position: Ints, lower: float, k: int, max_text_m: float
+) -> tuple[Ints, Floats, Ints, bool]:
+    n = len(distances)
+    chosen = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if distances[i] >= lower:
+            chosen[m] = i
+            m += 1
+    cut = m > k
+    if cut:
+        values = np.empty(m, dtype=np.float64)
+        for j in range(m):
+            values[j] = distances[chosen[j]]
+        kth = np.partition(values, k - 1)[k - 1]
+        kept = 0
+        for j in range(m):
+            if distances[chosen[j]] <= kth:
+                chosen[kept] = chosen[j]
+                kept += 1
+        m = kept
+    near = np.empty(m, dtype=np.float64)
+    for j in range(m):
+        near[j] = distances[chosen[j]]
+    order = np.argsort(near, kind="mergesort")
+    out_position = np.empty(m, dtype=np.int64)
+    out_distance = np.empty(m, dtype=np.float64)
+    out_text = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        i = chosen[order[j]]
+        d = distances[i]
+        out_position[j] = position[i]
+        out_distance[j] = d
+        tenths = d * 10.0
+        nearest = math.floor(tenths + 0.5)
+        plain = 0.0 < d <= max_text_m and -0.499999 < tenths - nearest < 0.499999
+        out_text[j] = int(nearest) if plain else -1
+    return out_position, out_distance, out_text, cut
+
+
+def nearest(
+    distances: Floats, position: Ints, lower: float, k: int, max_text_m: float
+) -> tuple[Ints, Floats, Ints, bool]:
+    """The hits not nearer than ``lower`` in distance order (stable: ties by hit order), cut to
+    the ``k`` nearest and every tie of the k-th (``cut``: whether any was left out): their
+    positions, distances and the distance's tenths of a metre, ``round(d, 1) * 10``, where that
+    is plainly so (in (0, max_text_m], not within rounding error of a half), else -1."""
+    result: tuple[Ints, Floats, Ints, bool] = _nearest(distances, position, lower, k, max_text_m)
+    return result
+
+
 _warmed = False
 
 
@@ -357,4 +410,5 @@ def warm() -> None:
     query(points, first, meta, bounds, *corner)
     settle_band(points[:, 0].copy(), points[:, 1].copy(), 37.51, 127.01, 1000.0)
     distances(points, np.zeros(1, dtype=np.int64), 0, 37.5, 127.0, (1.0,) * 4, np.empty(1))
+    nearest(np.ones(3), np.arange(3, dtype=np.int64), -math.inf, 1, 5000.0)
     _warmed = True

@@ -9,22 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deal.pricing import percent_off
 from api.errors import InvalidInput
-from api.geofence import repository
+from api.geofence import kernel, repository
 from api.geofence.cache import CachedDeal, CachedStore, GeoCache
-from api.geofence.index import Hits
+from api.geofence.geodesy import Floats
+from api.geofence.index import Hits, Ints
 from api.geofence.schemas import (
     CacheStats,
     DistrictStats,
     MapCluster,
     MapStore,
     MapView,
+    NearbyDealJson,
     NearbySort,
     Source,
     micros,
@@ -146,65 +146,104 @@ def _page(ranked: list[Ranked], query: NearbyQuery, source: Source, now_us: int)
 
 def _from_cache(cache: GeoCache, query: NearbyQuery, after: Key | None, now: datetime) -> bytes:
     hits = cache.within(query.lat, query.lon, query.radius_m)
-    distances = hits.distances
-    by_distance = query.sort is NearbySort.DISTANCE
-    candidates = np.arange(len(distances))
-    if by_distance and after is not None:
-        candidates = np.flatnonzero(distances >= after[0])
-    if by_distance and len(candidates) > 4 * (query.limit + 1):
-        # Distance order needs only the nearest few: partition first, sort those.
-        k = 4 * (query.limit + 1)
-        nearest = candidates[np.argpartition(distances[candidates], k - 1)[:k]]
-        ranked, complete = _collect(cache, hits, nearest, query, after, now)
-        if complete:
-            return _page(ranked, query, "cache", micros(now))
-    ranked, _ = _collect(cache, hits, candidates, query, after, now)
+    if query.sort is NearbySort.DISTANCE:
+        return _nearest_page(cache, hits, query, after, micros(now))
+    ranked = _collect(cache, hits, query, after, now)
     return _page(ranked, query, "cache", micros(now))
 
 
 def _collect(
-    cache: GeoCache,
-    hits: Hits,
-    candidates: npt.NDArray[np.int64],
-    query: NearbyQuery,
-    after: Key | None,
-    now: datetime,
-) -> tuple[list[Ranked], bool]:
-    """Ranked deals of these hits, nearest first; True when distance order filled a page early."""
+    cache: GeoCache, hits: Hits, query: NearbyQuery, after: Key | None, now: datetime
+) -> list[Ranked]:
+    """Every live deal of these hits, ranked by the query's (non-distance) order."""
     distances = hits.distances
-    ordered = candidates[np.argsort(distances[candidates], kind="stable")]
-    by_distance = query.sort is NearbySort.DISTANCE
     category = query.category
-    ranked: list[Ranked] = []
-    wanted = query.limit + 1
-    now_us = micros(now)
-    last = -1.0
     stores_at = cache.stores_at
-    positions = hits.position[ordered]
-    stores: list[CachedStore] = []
-    # Python floats and ints once, not a NumPy scalar per hit (this loop is the request's core).
-    for j, distance in enumerate(distances[ordered].tolist()):
-        # Distance order: stop once a full page (and every tie at its end) is collected.
-        if by_distance and len(ranked) >= wanted and distance > last:
-            return ranked, True
-        if j == len(stores):  # the stores in batches: a page's worth first (mostly enough)
-            stores += [stores_at[p] for p in positions[j : j + max(wanted + 8, j)].tolist()]
-        store = stores[j]
+    ranked: list[Ranked] = []
+    for p, distance in zip(hits.position.tolist(), distances.tolist(), strict=True):
+        store = stores_at[p]
         if category and not store.category_code.startswith(category):
             continue
-        if by_distance:
-            # _rank inlined for the common order: the key is (distance, deal id), and
-            # liveness compares integers (the cached datetimes' ZoneInfo makes a datetime
-            # comparison cost a microsecond).
-            for pickup_end_us, deal_id, deal, _ in store.listing():
-                if now_us < pickup_end_us:
-                    key = (distance, deal_id)
-                    if after is None or key > after:
-                        ranked.append((key, store, deal, distance))
-        else:
-            _rank(store, store.deals.values(), distance, query, after, now, ranked)
+        _rank(store, store.deals.values(), distance, query, after, now, ranked)
+    return ranked
+
+
+# A deal on a page by distance: (distance, deal id as an int, its fragments, the distance's text
+# in _DISTANCE_TEXT or -1). (distance, deal id) is unique per deal: sorting never compares more.
+Near = tuple[float, int, NearbyDealJson, int]
+
+
+def _nearest_page(
+    cache: GeoCache, hits: Hits, query: NearbyQuery, after: Key | None, now_us: int
+) -> bytes:
+    """The page in distance order: only the nearest hits are visited, nearest first."""
+    lower = after[0] if after is not None else -math.inf
+    wanted = query.limit + 1
+    # Most answers need only the nearest few (one compiled call picks and sorts them). They do
+    # when a hit beyond the last one listed is reached: every tie at the page's end is then in.
+    found = kernel.nearest(hits.distances, hits.position, lower, 4 * wanted, MAX_RADIUS_M)
+    near, complete = _nearest(cache, *found[:3], query, after, now_us)
+    if found[3] and not complete:  # too few live deals among them: every hit, in order
+        found = kernel.nearest(hits.distances, hits.position, lower, len(hits), MAX_RADIUS_M)
+        near, _ = _nearest(cache, *found[:3], query, after, now_us)
+    return _nearest_json(near, query, now_us)
+
+
+def _nearest(
+    cache: GeoCache,
+    positions: Ints,
+    distances: Floats,
+    texts: Ints,
+    query: NearbyQuery,
+    after: Key | None,
+    now_us: int,
+) -> tuple[list[Near], bool]:
+    """The live deals of these hits (in distance order), until a page and every tie at its end
+    are in (True) or the hits run out (False)."""
+    stores_at = cache.stores_at
+    category = query.category
+    wanted = query.limit + 1
+    near: list[Near] = []
+    last = -1.0
+    # Python floats and ints once, not a NumPy scalar per hit (this loop is the request's core).
+    for p, distance, text in zip(
+        positions.tolist(), distances.tolist(), texts.tolist(), strict=True
+    ):
+        if len(near) >= wanted and distance > last:
+            return near, True
+        store = stores_at[p]
+        if category and not store.category_code.startswith(category):
+            continue
+        # Liveness compares integers (the cached datetimes' ZoneInfo makes a datetime
+        # comparison cost a microsecond).
+        for pickup_end_us, deal_id, _, made in store.listing():
+            if now_us < pickup_end_us and (after is None or (distance, deal_id) > after):
+                near.append((distance, deal_id, made, text))
         last = distance
-    return ranked, False
+    return near, False
+
+
+def _nearest_json(near: list[Near], query: NearbyQuery, now_us: int) -> bytes:
+    """The NearbyPage's JSON of a distance-ordered page (as :func:`_page` writes it)."""
+    near.sort()
+    page = near[: query.limit]
+    table = _DISTANCE_TEXT
+    parts = [b'{"items":[']
+    for distance, _, made, text in page:
+        parts += (
+            made.head,
+            table[text] if text >= 0 else orjson.dumps(round(distance, 1)),
+            made.tail_at(now_us),
+            b",",
+        )
+    if page:
+        parts.pop()
+    cursor = None
+    if len(near) > query.limit:
+        distance, deal_id, _, _ = page[-1]
+        cursor = f"{distance!r}:{deal_id:032x}"  # _encode's text: repr of the float, uuid hex
+    parts += (b'],"next_cursor":', orjson.dumps(cursor), b',"source":', _SOURCES["cache"])
+    return b"".join(parts)
 
 
 async def _from_postgis(
