@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from api.geo import LonLat
+from api.order import repository, service
 from api.order.fast_path import _plain_headers, parse_order
 from api.order.schemas import OrderCreate
+from contracts import parse_event, serialize_event
+from servicekit.security import Principal
 
 DEAL = "0b5f7a43-7f55-4c1e-9a0e-4f9c2e1d2a10"
 
@@ -129,3 +135,32 @@ def test_plain_headers_give_the_token_and_the_key() -> None:
 )
 def test_headers_not_plain_go_to_the_route(headers: list[tuple[bytes, bytes]]) -> None:
     assert _plain_headers(_scope(*headers)) is None
+
+
+@given(
+    store_id=st.text(min_size=1, max_size=40),
+    store_name=st.text(max_size=30),
+    price=st.integers(min_value=0, max_value=10_000_000),
+    lon=st.floats(min_value=-180, max_value=180),
+    lat=st.floats(min_value=-90, max_value=90),
+    traceparent=st.none() | st.just("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+)
+def test_the_sold_out_payload_is_the_serialized_sold_out_event(
+    store_id: str, store_name: str, price: int, lon: float, lat: float, traceparent: str | None
+) -> None:
+    now = datetime.now(UTC)
+    deal = repository.DealToOrder(
+        uuid.uuid4(), store_id, "도시락", price, price, [], now + timedelta(hours=1), None, 5,
+        store_name, LonLat(lon, lat),
+    )  # fmt: skip
+    actor = Principal(store_id, frozenset({"customer"}), None, "t", None)  # type: ignore[arg-type]
+    data = OrderCreate(deal_id=deal.id, quantity=1)
+    with patch.object(service, "current_traceparent", lambda: traceparent):
+        *_, stock_event = service.new_order(deal, actor, data, now)
+    template = stock_event(repository._STOCK_PLACEHOLDER)
+    sold_out = template.model_copy(update={"data": stock_event(0).data})
+
+    payload = repository.sold_out_payload(serialize_event(template).decode())
+
+    assert payload == serialize_event(sold_out).decode()
+    assert parse_event(payload.encode()) == sold_out
