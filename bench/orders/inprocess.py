@@ -77,6 +77,9 @@ def _environment(args: argparse.Namespace) -> None:
             "API_TRACING__SAMPLE_RATIO": "0",
             "API_GEOFENCE__ENABLED": "false",
             "API_ORDERS__FAST_PATH_BATCH": str(args.batch),
+            # The sweeper expires orders other people's tests left in the shared database: not
+            # this bench's work (one pass at start, then none while measuring).
+            "API_ORDERS__SWEEP_INTERVAL_S": "3600",
         }
     )
 

@@ -105,6 +105,9 @@ def _api_env(
         # The nearby cache follows every stock event; off unless asked, so the orders path is
         # what is measured (the e2e trace test starts api the same way).
         "API_GEOFENCE__ENABLED": "true" if args.geofence else "false",
+        # The sweeper expires the orders other people's tests left in the shared database (1,500
+        # once, ~20 % of a worker's samples): not order placement. One pass at start, then none.
+        "API_ORDERS__SWEEP_INTERVAL_S": "3600",
     }
     env["API_DATABASE__POOL_SIZE"] = str(args.pool_size)
     env["API_ORDERS__FAST_PATH_BATCH"] = str(args.fast_path_batch)
