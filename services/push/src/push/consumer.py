@@ -19,13 +19,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from push.delivery.pipeline import sampled
 from push.settings import ConsumerSettings
 from servicekit.bus import IncomingRecord
 from servicekit.metrics import CONSUMER_LAG
+from servicekit.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class _Partition:
 class BatchConsumer:
     def __init__(self, bootstrap_servers: str, settings: ConsumerSettings, client_id: str) -> None:
         self.topics = list(settings.topics)
+        self._group_id = settings.group_id
         self._max_batch = settings.max_batch
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -184,7 +187,7 @@ class BatchConsumer:
         committer = asyncio.create_task(self._commit_forever(), name="push-commit")
         try:
             while not self._stopping.is_set():
-                fetch = asyncio.ensure_future(self._consumer.getmany(timeout_ms=200))
+                fetch = asyncio.ensure_future(self._getmany(timeout_ms=200))
                 await asyncio.wait([fetch, failed], return_when=asyncio.FIRST_COMPLETED)
                 if failed.done():
                     fetch.cancel()
@@ -192,12 +195,43 @@ class BatchConsumer:
                         await fetch
                     failed.result()  # raises the worker's or the committer's error
                 batches = fetch.result()
+                if tracing_active():
+                    self._trace_received(batches)
                 for tp, records in batches.items():
                     self._hand_over(tp, records, handler)
                 if batches:
                     await self._report_lag(list(batches))
         finally:
             await self._shut_down(committer)
+
+    def _getmany(self, timeout_ms: int) -> Awaitable[dict[TopicPartition, list[Any]]]:
+        """``getmany`` without OpenTelemetry's aiokafka wrapper, which opens a span per record
+        fetched, sampled or not (a poll span, a span per topic, a span per record with six
+        attributes: ~0.3 ms of push's CPU per order at 500 orders/s); the records whose trace is
+        sampled get their receive span from ``_trace_received`` instead."""
+        plain = getattr(AIOKafkaConsumer.getmany, "__wrapped__", None)
+        fetched = (
+            self._consumer.getmany(timeout_ms=timeout_ms)
+            if plain is None  # not instrumented
+            else plain(self._consumer, timeout_ms=timeout_ms)
+        )
+        return cast("Awaitable[dict[TopicPartition, list[Any]]]", fetched)
+
+    def _trace_received(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """A ``<topic> receive`` CONSUMER span, child of the producer's, for each record whose
+        trace is sampled (what the aiokafka instrumentation records for them)."""
+        for tp, records in batches.items():
+            for m in records:
+                if sampled(next((v for k, v in m.headers if k == "traceparent"), None)):
+                    attributes: dict[str, str | int] = {
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": tp.topic,
+                        "messaging.kafka.destination.partition": tp.partition,
+                        "messaging.kafka.message.offset": m.offset,
+                        "messaging.kafka.consumer.group": self._group_id,
+                    }
+                    with consumer_span(f"{tp.topic} receive", m.headers, **attributes):
+                        pass
 
     async def _shut_down(self, committer: asyncio.Task[None]) -> None:
         """Lets the batches in hand finish and commits them (what was fetched but not started
