@@ -18,6 +18,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import (
     JSON,
@@ -124,24 +125,22 @@ CHANNEL = "magam_outbox"
 # so per-shard order holds. Not one statement: READ COMMITTED takes a statement's snapshot when it
 # starts, so a lock won inside it (just released by another relay's commit) would read that
 # relay's rows as still unsent and publish them again, out of order.
-_LOCK_SHARDS = text(
-    "SELECT s FROM generate_series(0, :last_shard) AS s WHERE pg_try_advisory_xact_lock(:space, s)"
+_LOCK_SHARDS = (
+    "SELECT s FROM generate_series(0, %(last_shard)s) AS s"
+    " WHERE pg_try_advisory_xact_lock(%(space)s, s)"
 )
-_CLAIM = text(
-    """
-    SELECT o.id, o.topic, o.key, o.payload, o.headers
-    FROM unnest(CAST(:shards AS integer[])) AS mine(s), LATERAL (
+# headers as text: orjson parses it ~10x faster than psycopg's json loader (stdlib json).
+_CLAIM = """
+    SELECT o.id, o.topic, o.key, o.payload, o.headers::text
+    FROM unnest(%(shards)s::integer[]) AS mine(s), LATERAL (
         SELECT id, topic, key, payload, headers FROM outbox_events
         WHERE sent_at IS NULL AND shard = mine.s
-        ORDER BY id LIMIT :limit
+        ORDER BY id LIMIT %(limit)s
     ) AS o
-    ORDER BY o.id LIMIT :limit
-    """
-).columns(
-    OutboxEvent.id, OutboxEvent.topic, OutboxEvent.key, OutboxEvent.payload, OutboxEvent.headers
-)
+    ORDER BY o.id LIMIT %(limit)s
+"""
 # clock_timestamp(): when the broker had acked, not when the pass began.
-_MARK_SENT = text("UPDATE outbox_events SET sent_at = clock_timestamp() WHERE id = ANY(:ids)")
+_MARK_SENT = "UPDATE outbox_events SET sent_at = clock_timestamp() WHERE id = ANY(%(ids)s)"
 
 # A statement-level trigger: one NOTIFY per inserting statement, delivered at commit (so never
 # for a rolled-back row) and folded into one per transaction by PostgreSQL.
@@ -178,12 +177,9 @@ async def install_notify_trigger(session: AsyncSession) -> bool:
     return True
 
 
-def _record(row: Any) -> OutgoingRecord:
+def _record(topic: str, key: str, payload: bytes, headers: list[list[str]]) -> OutgoingRecord:
     return OutgoingRecord(
-        topic=row.topic,
-        key=row.key.encode(),
-        value=row.payload,
-        headers=[(k, v.encode()) for k, v in row.headers],
+        topic=topic, key=key.encode(), value=payload, headers=[(k, v.encode()) for k, v in headers]
     )
 
 
@@ -222,16 +218,29 @@ class OutboxRelay:
         self.published = 0
 
     async def _publish_postgresql(self, session: AsyncSession) -> int:
-        shards = list(
-            await session.scalars(_LOCK_SHARDS, {"last_shard": SHARDS - 1, "space": _LOCK_SPACE})
+        # The session's connection and transaction, its statements sent by psycopg itself
+        # (prepared): SQLAlchemy's execution layer cost about as much CPU as the rows' reading.
+        raw = await (await session.connection()).get_raw_connection()
+        pg: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        cursor = await pg.execute(
+            _LOCK_SHARDS, {"last_shard": SHARDS - 1, "space": _LOCK_SPACE}, prepare=True
         )
+        shards = [s for (s,) in await cursor.fetchall()]
         if not shards:
             return 0  # other relays own every shard right now
-        rows = (await session.execute(_CLAIM, {"shards": shards, "limit": self._batch_size})).all()
+        cursor = await pg.execute(
+            _CLAIM, {"shards": shards, "limit": self._batch_size}, prepare=True
+        )
+        rows = await cursor.fetchall()
         if not rows:
             return 0
-        await self._publisher.send_batch([_record(r) for r in rows])
-        await session.execute(_MARK_SENT, {"ids": [r.id for r in rows]})
+        await self._publisher.send_batch(
+            [
+                _record(topic, key, payload, orjson.loads(headers))
+                for _, topic, key, payload, headers in rows
+            ]
+        )
+        await pg.execute(_MARK_SENT, {"ids": [r[0] for r in rows]}, prepare=True)
         return len(rows)
 
     async def _publish_portable(self, session: AsyncSession) -> int:
@@ -252,7 +261,9 @@ class OutboxRelay:
         ).all()
         if not rows:
             return 0
-        await self._publisher.send_batch([_record(r) for r in rows])
+        await self._publisher.send_batch(
+            [_record(r.topic, r.key, r.payload, r.headers) for r in rows]
+        )
         await session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_([r.id for r in rows]))
