@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -219,15 +220,20 @@ def _wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA % (",".join(f'"{d}"' for d in deal_ids), uuid.uuid4().hex))
     try:
-        out = subprocess.run(
+        wrk = subprocess.Popen(
             [
                 "wrk", "-t2", f"-c{args.connections}", f"-d{duration}s", "--timeout", "10s",
                 "--latency", "-s", script.name,
                 "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",
                 f"http://127.0.0.1:{args.port}",
             ],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(min(2.0, duration / 2))
+        spread = _connections_per_process(args.port)
+        out, err = wrk.communicate()
+        if wrk.returncode != 0:
+            raise SystemExit(f"wrk failed ({wrk.returncode}): {err}")
     finally:
         os.unlink(script.name)
 
@@ -254,7 +260,21 @@ def _wrk(
         "requests": requests,
         "non_2xx": non_2xx,
         "socket_errors": errors,
+        "connections_per_worker": spread,
     }
+
+
+def _connections_per_process(port: int) -> list[int]:
+    """How many of the load's connections each api process holds (the kernel hands accepted
+    connections to whichever worker accepts first), most first; [] when ``ss`` is missing."""
+    if shutil.which("ss") is None:
+        return []
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    held = Counter(re.findall(r"pid=(\d+)", out))
+    return sorted(held.values(), reverse=True)
 
 
 def _stocks(conn: psycopg.Connection[Any], deal_ids: list[str]) -> tuple[int, int]:
@@ -445,7 +465,8 @@ def _run_case(
     print(
         f"  {reservation:17} {shape:12} {measured['orders_per_s']:7.1f} orders/s"
         f"  p50 {measured['p50_ms']:6.1f} ms  p99 {measured['p99_ms']:7.1f} ms"
-        f"  non-2xx {measured['non_2xx']}  cpu/order api {measured['api_cpu_ms_per_order']} ms"
+        f"  non-2xx {measured['non_2xx']}  per worker {measured['connections_per_worker']}"
+        f"  cpu/order api {measured['api_cpu_ms_per_order']} ms"
         f" pg {measured['postgres_cpu_ms_per_order']} ms wrk {measured['wrk_cpu_ms_per_order']} ms"
         f"  verified, relay drained in {drained} s",
         flush=True,
@@ -495,12 +516,14 @@ def _write(args: argparse.Namespace, results: list[dict[str, Any]], extra: dict[
         f"- goal: {summary['goal']} — {'met' if met else 'not met'} in this run",
         "",
         "| stock taken by | deals | orders/s | p50 ms | p90 ms | p99 ms | non-2xx"
-        " | api CPU ms/order | PostgreSQL CPU ms/order | wrk CPU ms/order | relay |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | connections per worker | api CPU ms/order | PostgreSQL CPU ms/order"
+        " | wrk CPU ms/order | relay |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['reservation']} | {r['shape']} | {r['orders_per_s']:.0f} | {r['p50_ms']:.1f} |"
         f" {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['non_2xx']} |"
+        f" {'/'.join(map(str, r['connections_per_worker']))} |"
         f" {r['api_cpu_ms_per_order']} | {r['postgres_cpu_ms_per_order']} |"
         f" {r['wrk_cpu_ms_per_order']} |"
         f" {r['relay_drained_after_s']} s |"
