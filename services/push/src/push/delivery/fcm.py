@@ -229,10 +229,9 @@ class _FcmHttpxClient(_http_client.HttpxAsyncClient):  # type: ignore[misc]
         credential = flow._credential
         if not credential.valid:
             return None  # the auth flow's before_request refreshes it
-        headers, timeout = kwargs.get("headers"), kwargs["timeout"]
-        if not (timeout is None or isinstance(timeout, int | float)):
-            return None  # an httpx.Timeout: not a key, and firebase-admin passes a number
-        key = (method, url, tuple(headers.items()) if headers else (), timeout, credential.token)
+        key = _template_key(method, url, kwargs, credential.token)
+        if key is None:
+            return None
         template = self._templates.get(key)
         if template is not None:
             return template
@@ -240,7 +239,11 @@ class _FcmHttpxClient(_http_client.HttpxAsyncClient):  # type: ignore[misc]
         if client._transport_for_url(url) is not h2 or client.auth is not flow:
             return None
         request = client.build_request(
-            method, url, headers=headers, json=kwargs["json"], timeout=kwargs["timeout"]
+            method,
+            url,
+            headers=kwargs.get("headers"),
+            json=kwargs["json"],
+            timeout=kwargs["timeout"],
         )
         request.headers.update(flow._auth_headers(request))
         wire = h2.wire_headers(request)
@@ -299,6 +302,20 @@ class _FcmHttpxClient(_http_client.HttpxAsyncClient):  # type: ignore[misc]
 
 
 _DIRECT_ARGUMENTS = frozenset({"headers", "json", "timeout"})
+
+
+def _template_key(
+    method: str, url: httpx.URL, kwargs: dict[str, Any], token: str | None
+) -> tuple[Any, ...] | None:
+    headers, timeout = kwargs.get("headers"), kwargs["timeout"]
+    if not (timeout is None or isinstance(timeout, int | float)):
+        return None  # an httpx.Timeout: not a key, and firebase-admin passes a number
+    key = (method, url, tuple(headers.items()) if headers else (), timeout, token)
+    try:
+        hash(key)
+    except TypeError:  # a header value that is not a plain string
+        return None
+    return key
 
 
 @dataclass(frozen=True, slots=True)
