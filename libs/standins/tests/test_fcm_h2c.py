@@ -173,3 +173,34 @@ async def test_h2_refuses_malformed_header_blocks_and_honours_the_clients_window
     assert len(client.of("DataReceived", 9)) > 1  # held back by the 10-byte window
     assert (status, json.loads(body)["error"]["status"]) == (b"401", "UNAUTHENTICATED")
     assert fake.accepted() == []
+
+
+async def test_h2_refuses_streams_beyond_its_limit_and_serves_the_rest(
+    h2c: tuple[FakeFcm, str],
+) -> None:
+    from hpack import Encoder  # noqa: PLC0415
+
+    from standins.h2c import PREFACE, _frame  # noqa: PLC0415
+
+    fake, base = h2c
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+    encoder = Encoder()
+    block = encoder.encode(
+        [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/p")]
+    )
+    # 101 requests left open (no END_STREAM), written before the server's SETTINGS are read.
+    frames = [_frame(0x1, 0x4, 2 * i + 1, block) for i in range(101)]
+    writer.write(PREFACE + _frame(0x4, 0, 0) + b"".join(frames))
+    await writer.drain()
+    received = b""
+    try:
+        async with asyncio.timeout(10):
+            while (rst := received.find(b"\x00\x00\x04\x03\x00\x00\x00\x00\xc9")) < 0:
+                chunk = await reader.read(65_536)
+                assert chunk, "the stand-in closed the connection"
+                received += chunk
+    finally:
+        writer.close()
+    # RST_STREAM on stream 201 (the 101st) with REFUSED_STREAM (7).
+    assert received[rst + 9 : rst + 13] == b"\x00\x00\x00\x07"
+    assert fake.accepted() == []
