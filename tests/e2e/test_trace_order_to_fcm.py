@@ -144,7 +144,9 @@ def _place_an_order_and_check_the_trace(
     ):
         trace_id, device_token = _order_through_the_apis(factory, api, push, store)
         _wait_delivered(device_token, fcm)
-        api_metrics, push_metrics = api.get("/metrics").text, push.get("/metrics").text
+        api_metrics = api.get("/metrics").text
+        # push counts a send once FCM's answer is recorded, a moment after the stand-in has it.
+        push_metrics = _metrics_once(push, 'magam_pushes_total{outcome="sent"')
     # A graceful stop (SIGTERM, as Kubernetes sends) flushes both services' span processors: the
     # trace is then complete in Zipkin, whatever the exporters' batching delay on a busy machine.
     api_process.stop()
@@ -222,6 +224,16 @@ def _wait_delivered(device_token: str, fcm: RunningFcm) -> None:
     delivered = [r for r in fcm.fake.accepted() if r.target == device_token]
     assert delivered, "the manager's phone got no notification"
     assert delivered[-1].data.get("type") == "order.placed"
+
+
+def _metrics_once(client: httpx.Client, wanted: str) -> str:
+    """The service's /metrics text once it shows ``wanted`` (or after 30 s, for the assertion)."""
+    deadline = time.monotonic() + 30
+    text = client.get("/metrics").text
+    while wanted not in text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = client.get("/metrics").text
+    return text
 
 
 def _check(trace_id: str, logs: Path) -> None:
