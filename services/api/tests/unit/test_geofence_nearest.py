@@ -1,5 +1,6 @@
-"""kernel.nearest picks the hits a distance-ordered page reads: the nearest k and every tie of the
-k-th, in stable distance order, with each distance's text as the page writes it."""
+"""kernel.nearest picks the hits a distance-ordered page reads: a prefix of the stable distance
+order holding at least the k nearest and every tie of its last distance, with each distance's
+text as the page writes it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _distances(rng: random.Random, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_nearest_is_the_stable_distance_order_cut_after_the_kth_tie(seed: int) -> None:
+def test_nearest_is_a_prefix_of_the_stable_distance_order_ending_after_a_tie(seed: int) -> None:
     rng = random.Random(seed)
     d = _distances(rng, rng.choice([0, 1, 5, 60, 400]))
     position = np.array(rng.sample(range(10_000), len(d)), dtype=np.int64)
@@ -33,14 +34,13 @@ def test_nearest_is_the_stable_distance_order_cut_after_the_kth_tie(seed: int) -
         order = chosen[np.argsort(d[chosen], kind="stable")]
         for k in (1, 4, 17, len(order) or 1):
             positions, distances, texts, cut = kernel.nearest(d, position, lower, k, 5000.0)
-            if len(order) > k:
-                kth = d[order][k - 1]
-                expected = order[d[order] <= kth]
-            else:
-                expected = order
-            assert cut == (len(order) > k)
-            assert positions.tolist() == position[expected].tolist()
-            assert distances.tolist() == d[expected].tolist()
+            taken = len(positions)
+            assert min(k, len(order)) <= taken <= len(order)
+            assert cut == (taken < len(order))
+            if cut:  # the next hit is strictly farther: no tie of the last one is left out
+                assert d[order[taken]] > d[order[taken - 1]]
+            assert positions.tolist() == position[order[:taken]].tolist()
+            assert distances.tolist() == d[order[:taken]].tolist()
             table = service.distance_texts(distances.tolist())
             for text, written, value in zip(texts.tolist(), table, distances.tolist(), strict=True):
                 assert written == orjson.dumps(round(value, 1))
@@ -64,3 +64,25 @@ def test_nearest_writes_plain_distances_from_the_table_and_leaves_the_rest() -> 
             assert orjson.dumps(text / 10) == orjson.dumps(round(value, 1))
         else:  # zero, past 5 km, or within rounding error of a half: written per item
             assert value <= 0 or value > 5000 or abs(value * 10 - round(value * 10)) > 0.49
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [250.0] * 40,  # every hit at one distance: all of them, in hit order
+        [1.0 + i * 1e-9 for i in range(300)] + [4999.0],  # most in the first bucket
+        [5000.0 - i * 0.25 for i in range(300)],  # far first in hit order
+    ],
+    ids=["all-tied", "crowded-bucket", "descending"],
+)
+def test_nearest_orders_crowded_and_tied_distances_stably(values: list[float]) -> None:
+    d = np.array(values, dtype=np.float64)
+    position = np.arange(100, 100 + len(d), dtype=np.int64)
+    order = np.argsort(d, kind="stable")
+    for k in (1, 10, len(d)):
+        positions, distances, _, cut = kernel.nearest(d, position, -math.inf, k, 5000.0)
+        taken = len(positions)
+        assert taken >= k
+        assert positions.tolist() == position[order[:taken]].tolist()
+        assert distances.tolist() == sorted(distances.tolist())
+        assert cut == (taken < len(d))

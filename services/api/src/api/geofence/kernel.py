@@ -340,6 +340,9 @@ def settle_band(
     return distances, np.abs(distances - radius_m) <= VINCENTY_SLACK_M
 
 
+_NEAREST_BUCKETS = 256
+
+
 @_jit
 def _nearest(
     distances: Floats, position: Ints, lower: float, k: int, max_text_m: float
@@ -347,31 +350,49 @@ def _nearest(
     n = len(distances)
     chosen = np.empty(n, dtype=np.int64)
     m = 0
+    low = math.inf
+    high = -math.inf
     for i in range(n):
-        if distances[i] >= lower:
+        d = distances[i]
+        if d >= lower:
             chosen[m] = i
             m += 1
-    cut = m > k
-    if cut:
-        values = np.empty(m, dtype=np.float64)
-        for j in range(m):
-            values[j] = distances[chosen[j]]
-        kth = np.partition(values, k - 1)[k - 1]
-        kept = 0
-        for j in range(m):
-            if distances[chosen[j]] <= kth:
-                chosen[kept] = chosen[j]
-                kept += 1
-        m = kept
-    near = np.empty(m, dtype=np.float64)
+            low = min(low, d)
+            high = max(high, d)
+    # A bucket sort over [low, high]: the bucket is monotone in the distance, so the buckets up
+    # to the one holding the k-th nearest are a prefix of the distance order with every tie of
+    # its last distance; stable placement and insertion sort keep ties in hit order.
+    buckets = _NEAREST_BUCKETS
+    scale = (buckets - 1) / (high - low) if m and high > low else 0.0
+    starts = np.zeros(buckets + 1, dtype=np.int64)
     for j in range(m):
-        near[j] = distances[chosen[j]]
-    order = np.argsort(near, kind="mergesort")
-    out_position = np.empty(m, dtype=np.int64)
-    out_distance = np.empty(m, dtype=np.float64)
-    out_text = np.empty(m, dtype=np.int64)
+        starts[int((distances[chosen[j]] - low) * scale) + 1] += 1
+    last = buckets - 1
+    for b in range(buckets):
+        starts[b + 1] += starts[b]
+        if starts[b + 1] >= k and last == buckets - 1:
+            last = b
+    taken = starts[last + 1]
+    order = np.empty(taken, dtype=np.int64)
     for j in range(m):
-        i = chosen[order[j]]
+        i = chosen[j]
+        b = int((distances[i] - low) * scale)
+        if b <= last:
+            order[starts[b]] = i
+            starts[b] += 1
+    for j in range(1, taken):  # items move within their bucket only: a few steps each
+        i = order[j]
+        d = distances[i]
+        t = j
+        while t > 0 and distances[order[t - 1]] > d:
+            order[t] = order[t - 1]
+            t -= 1
+        order[t] = i
+    out_position = np.empty(taken, dtype=np.int64)
+    out_distance = np.empty(taken, dtype=np.float64)
+    out_text = np.empty(taken, dtype=np.int64)
+    for j in range(taken):
+        i = order[j]
         d = distances[i]
         out_position[j] = position[i]
         out_distance[j] = d
@@ -379,16 +400,17 @@ def _nearest(
         nearest = math.floor(tenths + 0.5)
         plain = 0.0 < d <= max_text_m and -0.499999 < tenths - nearest < 0.499999
         out_text[j] = int(nearest) if plain else -1
-    return out_position, out_distance, out_text, cut
+    return out_position, out_distance, out_text, taken < m
 
 
 def nearest(
     distances: Floats, position: Ints, lower: float, k: int, max_text_m: float
 ) -> tuple[Ints, Floats, Ints, bool]:
-    """The hits not nearer than ``lower`` in distance order (stable: ties by hit order), cut to
-    the ``k`` nearest and every tie of the k-th (``cut``: whether any was left out): their
-    positions, distances and the distance's tenths of a metre, ``round(d, 1) * 10``, where that
-    is plainly so (in (0, max_text_m], not within rounding error of a half), else -1."""
+    """The hits not nearer than ``lower`` in distance order (stable: ties by hit order), cut
+    after the ``k`` nearest: a prefix of that order with at least k hits (or all), ending with
+    every tie of its last distance (``cut``: whether any hit was left out). Their positions,
+    distances and each distance's tenths of a metre, ``round(d, 1) * 10``, where that is plainly
+    so (in (0, max_text_m], not within rounding error of a half), else -1."""
     result: tuple[Ints, Floats, Ints, bool] = _nearest(distances, position, lower, k, max_text_m)
     return result
 
