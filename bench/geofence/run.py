@@ -12,7 +12,8 @@ store; the 150,000 scale keeps the deals of a fixed random 150,000 stores live a
   GiST-indexed table of the same live stores (psycopg, prepared), vs a NumPy scan of all points with
   the same exact classification; 1 km and 3 km; query points at stores with a jitter.
 - http: ``magam-api`` under uvicorn, one worker, prod profile, relay off; ``wrk`` (Debian) from a
-  separate process, 1 km, limit 50, random points; then the same with API_GEOFENCE__FORCE_POSTGIS.
+  separate process, 1 km, limit 50, random points; then the same with API_GEOFENCE__FORCE_POSTGIS;
+  then the floor: ``floor_app.py`` (a constant answer of the same size, same uvicorn settings).
 - freshness: two replicas; deals created through one; the other polled every 2 ms until the deal is
   listed; commit (the writer's 201) to visible.
 
@@ -441,6 +442,45 @@ def _live_deals() -> int:
     return int(row[0]) if row else 0
 
 
+_RESPONSE_HEAD_BYTES = 130  # status line, date, server, content-length, content-type
+
+
+def _floor(auth: str, response_bytes: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The floor: floor_app.py (a constant answer of the same size, the same uvicorn settings)
+    under the same wrk command; its CPU per request is what no app on this stack goes below."""
+    port = free_port()
+    body = max(response_bytes - _RESPONSE_HEAD_BYTES, 16)
+    command = [sys.executable, str(HERE / "floor_app.py"), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--body-bytes", str(body)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("floor_app.py did not start") from None
+                time.sleep(0.2)
+        _wrk(url, auth, 3, args.connections)  # warm-up
+        cpu = _cpu_s(process.pid)
+        row = _wrk(url, auth, args.seconds, args.connections)
+        served = row.get("requests_per_s", 0.0) * args.seconds
+        if served:
+            row["server_cpu_us_per_request"] = round((_cpu_s(process.pid) - cpu) / served * 1e6)
+        row["load_avg_after"] = round(os.getloadavg()[0], 2)
+        _log(f"http floor: { ({k: v for k, v in row.items() if k != 'raw'}) }")
+        return row
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def http(args: argparse.Namespace) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_at_start = os.getloadavg()
@@ -480,6 +520,9 @@ def http(args: argparse.Namespace) -> dict[str, Any]:
                 row["load_avg_after"] = round(os.getloadavg()[0], 2)
                 _log(f"http {mode}: { ({k: v for k, v in row.items() if k != 'raw'}) }")
                 results[mode] = row
+    if "mean_response_bytes" in results.get("cache", {}):
+        # Same wrk, same answer size, no application: what uvicorn and the kernel cost alone.
+        results["floor"] = _floor(auth, results["cache"]["mean_response_bytes"], args)
     summary: dict[str, Any] = {
         # The top-level command/at belong to whichever part ran last: the http part keeps its own.
         "command": " ".join(["uv run python bench/geofence/run.py", *sys.argv[1:]]),
