@@ -215,7 +215,7 @@ async def _run(args: argparse.Namespace) -> None:
             await _drive(app, token, deal_id, args.warmup, args.concurrency)
             watch = GcWatch()
             gc.callbacks.append(watch)
-            profile = cProfile.Profile() if args.profile else None
+            profile = cProfile.Profile(time.process_time) if args.profile else None
             started_cpu, started = time.process_time(), time.perf_counter()
             if profile is not None:
                 profile.enable()

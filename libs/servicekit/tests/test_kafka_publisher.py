@@ -1,5 +1,5 @@
-"""KafkaPublisher's choice of send: a record that names a trace goes through the tracing wrapper
-inside that trace; a record of an untraced request goes out as stored, without a span."""
+"""KafkaPublisher's choice of send: a record that names a sampled trace goes through the tracing
+wrapper inside that trace; any other record goes out as stored, without a span."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from servicekit.kafka import KafkaPublisher
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+UNSAMPLED = f"00-{TRACE_ID}-00f067aa0ba902b7-00"
 
 
 class _Send:
@@ -59,9 +60,15 @@ async def test_only_records_that_name_a_trace_go_through_the_tracing_wrapper(
                 b"traced",
                 [("event_type", b"order.placed"), ("traceparent", TRACEPARENT.encode())],
             ),
+            OutgoingRecord("stock", b"s-1", b"unsampled", [("traceparent", UNSAMPLED.encode())]),
+            OutgoingRecord("stock", b"s-1", b"odd", [("traceparent", b"not-a-traceparent")]),
         ]
     )
 
-    assert send.plain == [("order", [("event_type", b"order.placed")])]
+    assert send.plain == [
+        ("order", [("event_type", b"order.placed")]),
+        ("stock", [("traceparent", UNSAMPLED.encode())]),  # its trace is not recorded anyway
+        ("stock", [("traceparent", b"not-a-traceparent")]),
+    ]
     # The traced record is sent inside its request's trace; the wrapper writes the header anew.
     assert send.traced == [("order", [("event_type", b"order.placed")], TRACE_ID)]
