@@ -5,10 +5,11 @@ servicekit's ``KafkaSubscription`` hands over one record at a time; push sends u
 notifications per FCM call, so it hands over whole per-partition batches.
 
 Each partition has its own worker, so partitions never wait for each other: while one handles a
-batch, the poll loop keeps fetching, and what arrived meanwhile is the partition's next batch,
-started as soon as the current one is done (no poll or commit round trip in between). A partition
-is handled strictly in order, one batch at a time; a committer commits each partition's offset
-after its batch returned, off the workers' path. A partition more than ``max_batch`` records
+batch, the poll loop keeps fetching, and what arrived meanwhile is the partition's next batch.
+A batch is handled in two steps — plan (claim and plan in one transaction), then deliver (send,
+record, dead-letter) — and a partition's next batch is planned while the current one is being
+delivered; deliveries run one at a time, in order. A committer commits a partition's offset after
+its batch's delivery returned, off the workers' path. A partition more than ``max_batch`` records
 behind is paused until its worker catches up, so memory stays bounded.
 """
 
@@ -23,7 +24,7 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from push.delivery.pipeline import sampled
+from push.delivery.pipeline import Deliver, sampled
 from push.settings import ConsumerSettings
 from servicekit.bus import IncomingRecord
 from servicekit.metrics import CONSUMER_LAG
@@ -31,7 +32,8 @@ from servicekit.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[None]]
+#: Plans a batch and returns its delivery (``Pipeline.plan_batch``).
+BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[Deliver]]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -118,11 +120,21 @@ class BatchConsumer:
             self._failed.set_exception(exc)
 
     async def _work(self, tp: TopicPartition, state: _Partition, handler: BatchHandler) -> None:
+        delivering: tuple[asyncio.Task[None], int] | None = None  # a delivery and its offset
+
+        async def delivered() -> None:
+            nonlocal delivering
+            if delivering is not None:
+                task, offset = delivering
+                delivering = None
+                await task
+                self._done[tp] = offset
+                self._commit_wanted.set()
+
         try:
             while True:
-                await state.arrived.wait()
                 state.arrived.clear()
-                while state.records:
+                if state.records:
                     state.idle.clear()
                     batch = state.records[: self._max_batch]
                     state.records = state.records[self._max_batch :]
@@ -130,7 +142,7 @@ class BatchConsumer:
                         state.paused = False
                         with contextlib.suppress(Exception):  # no longer assigned: nothing to do
                             self._consumer.resume(tp)
-                    await handler(
+                    deliver = await handler(
                         [
                             IncomingRecord(
                                 m.topic, m.partition, m.offset, m.key, m.value, list(m.headers)
@@ -138,12 +150,31 @@ class BatchConsumer:
                             for m in batch
                         ]
                     )
-                    self._done[tp] = batch[-1].offset + 1
-                    self._commit_wanted.set()
-                state.idle.set()
+                    await delivered()  # the previous batch's, sent while this one was planned
+                    delivering = (
+                        asyncio.create_task(deliver(), name=f"push-deliver-{tp}"),
+                        batch[-1].offset + 1,
+                    )
+                elif delivering is not None:  # plan what arrives meanwhile, or finish
+                    arrival = asyncio.ensure_future(state.arrived.wait())
+                    try:
+                        await asyncio.wait(
+                            [arrival, delivering[0]], return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        arrival.cancel()
+                    if delivering[0].done():
+                        await delivered()
+                else:
+                    state.idle.set()
+                    await state.arrived.wait()
         except asyncio.CancelledError:
+            if delivering is not None:
+                delivering[0].cancel()
             raise
         except BaseException as exc:  # the whole consumer restarts; uncommitted records return
+            if delivering is not None:  # let a send in progress be recorded, so none repeats
+                await asyncio.wait([delivering[0]])
             state.idle.set()
             self._fail(exc)
 

@@ -18,7 +18,7 @@ from contracts import PARTITIONS
 from push.alerts import LogChannel, OperatorChannel, SlackWebhook
 from push.consumer import BatchConsumer
 from push.db import Base
-from push.delivery.pipeline import Clock, Pipeline, RetryPolicy, utc_now
+from push.delivery.pipeline import Clock, Deliver, Pipeline, RetryPolicy, utc_now
 from push.delivery.sender import LogSender, Sender, tune_gc_for_sending
 from push.delivery.service import Policy
 from push.device.router import router as device_router
@@ -40,7 +40,8 @@ from servicekit.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[None]]
+#: Plans a batch and returns its delivery (``Pipeline.plan_batch``).
+BatchHandler = Callable[[Sequence[IncomingRecord]], Awaitable[Deliver]]
 
 
 class BatchSource(Protocol):
@@ -56,7 +57,8 @@ class _OneByOne:
 
     async def run(self, handler: BatchHandler) -> None:
         async def one(record: IncomingRecord) -> None:
-            await handler([record])
+            deliver = await handler([record])
+            await deliver()
 
         await self._subscription.run(one)
 
@@ -211,7 +213,7 @@ def create_app(
             asyncio.create_task(release_forever(pipeline, settings.notify.release_interval_s)),
         ]
         consuming = (
-            asyncio.create_task(consume_forever(make_source, pipeline.handle_batch, current))
+            asyncio.create_task(consume_forever(make_source, pipeline.plan_batch, current))
             if consumer_settings.enabled
             else None
         )

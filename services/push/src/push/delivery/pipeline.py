@@ -1,15 +1,17 @@
 """One batch of records from the bus, end to end: parse, claim and plan (one transaction), send
 what is pending (recording each answer), dead-letter what cannot be delivered. The caller commits
-the offsets after ``handle_batch`` returns, so everything here is durable first."""
+the offsets after ``handle_batch`` (or the delivery ``plan_batch`` returned) returns, so
+everything here is durable first."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
@@ -29,6 +31,8 @@ from servicekit.telemetry import consumer_span, tracing_active
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: The second half of a batch: send, record, dead-letter; durable once it returns.
+Deliver = Callable[[], Coroutine[Any, Any, None]]
 
 
 def utc_now() -> datetime:
@@ -101,6 +105,19 @@ class Pipeline:
 
     async def handle_batch(self, records: Sequence[IncomingRecord]) -> None:
         """Handles records of one partition, in order; returns once all of it is durable."""
+        deliver = await self.plan_batch(records)
+        await deliver()
+
+    async def plan_batch(self, records: Sequence[IncomingRecord]) -> Deliver:
+        """Claims and plans records of one partition (one committed transaction); returns what
+        is left: sending what is pending and dead-lettering what cannot be delivered, durable
+        once it returns.
+
+        The consumer plans a partition's next batch while this one's notifications are being
+        sent, and runs the deliveries one at a time, in order; an event seen again before its
+        first delivery finished is left to the later delivery, which reads what is pending
+        only then.
+        """
         events: list[tuple[IncomingRecord, Event]] = []
         dead_letters: list[tuple[IncomingRecord, str]] = []
         for record in records:
@@ -111,34 +128,57 @@ class Pipeline:
         # Partitions' batches run side by side: add this batch's contexts, drop them when done.
         traced = {e.event_id: r.headers for r, e in events if sampled(r.header("traceparent"))}
         self._trace_headers.update(traced)
-        try:
-            await self._handle_parsed(events, dead_letters)
-        finally:
+
+        def forget_traces() -> None:
             for event_id in traced:
                 self._trace_headers.pop(event_id, None)
 
-    async def _handle_parsed(
+        try:
+            planned = await self._plan(events)
+        except BaseException:
+            forget_traces()
+            raise
+
+        async def deliver() -> None:
+            try:
+                await self._deliver(events, dead_letters, planned)
+            finally:
+                forget_traces()
+
+        return deliver
+
+    async def _plan(self, events: list[tuple[IncomingRecord, Event]]) -> list[Delivery] | None:
+        """The deliveries planned for the batch, or None if some event came again (then what is
+        pending is read when delivering)."""
+        if not events:
+            return []
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            new = await claim_events(session, [(e, r) for r, e in events])
+            fresh: dict[uuid.UUID, Event] = {}
+            for _, event in events:
+                if event.event_id in new:
+                    fresh.setdefault(event.event_id, event)
+            planned = await plan_deliveries(session, list(fresh.values()), self._policy, now)
+            session.expunge_all()
+        # No redelivery in the batch: nothing older can be pending for these events, so what
+        # was just planned is the whole to-do (one read of the database less).
+        return planned if all(e.event_id in new for _, e in events) else None
+
+    async def _deliver(
         self,
         events: list[tuple[IncomingRecord, Event]],
         dead_letters: list[tuple[IncomingRecord, str]],
+        planned: list[Delivery] | None,
     ) -> None:
         if events:
-            now = self._clock()
-            async with self._sessions() as session, session.begin():
-                new = await claim_events(session, [(e, r) for r, e in events])
-                fresh: dict[uuid.UUID, Event] = {}
-                for _, event in events:
-                    if event.event_id in new:
-                        fresh.setdefault(event.event_id, event)
-                planned = await plan_deliveries(session, list(fresh.values()), self._policy, now)
-                session.expunge_all()
-            if all(e.event_id in new for _, e in events):
-                # No redelivery in the batch: nothing older can be pending for these events,
-                # so what was just planned is the whole to-do (one read of the database less).
+            if planned is not None:
                 failed = await self._send_deliveries(planned)
             else:
                 failed = await self._send_pending([e.event_id for _, e in events])
-            dead_letters += [(r, failed[e.event_id]) for r, e in events if e.event_id in failed]
+            dead_letters = dead_letters + [
+                (r, failed[e.event_id]) for r, e in events if e.event_id in failed
+            ]
         if dead_letters:
             await self._dead_letter(dead_letters)
 
