@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -70,6 +71,43 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _local_ports(pid: int, remote_port: int) -> set[int]:
+    """The local ports of a process's TCP connections to ``remote_port`` (its sockets' inodes
+    looked up in /proc/net/tcp*)."""
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _server_cpu() -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds so far of each PostgreSQL backend, by its client's port (from the process
+    title, ``postgres: ... 127.0.0.1(<port>) ...``), and of each Kafka broker process."""
+    backends: dict[int, float] = {}
+    brokers: dict[int, float] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if cmdline.startswith(b"postgres:") and b"(" in cmdline:
+                port = int(cmdline[cmdline.index(b"(") + 1 : cmdline.index(b")")])
+                backends[port] = backends.get(port, 0.0) + _cpu_s(int(proc.name))
+            elif b"kafka.Kafka" in cmdline:
+                brokers[int(proc.name)] = _cpu_s(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return backends, brokers
 
 
 def _wait_outbox_drained(pg_port: int, timeout_s: float = 120) -> None:
@@ -481,6 +519,8 @@ def main() -> None:
             _wait_outbox_drained(args.pg_port)
             print(f"warm; {total} orders at {args.rate:g}/s ({args.source})", file=sys.stderr)
             cpu_before = {p.service: _cpu_s(p.process.pid) for p in processes}
+            cpu_before["fcm_standin"] = _cpu_s(standin.pid)
+            backends_before, brokers_before = _server_cpu()
             if args.source == "outbox":
                 committed, failures, elapsed = asyncio.run(
                     _load_outbox(args.pg_port, deal_id, store, args.rate, args.duration, log)
@@ -496,6 +536,19 @@ def main() -> None:
                     break
                 time.sleep(0.2)
             cpu = {p.service: _cpu_s(p.process.pid) - cpu_before[p.service] for p in processes}
+            cpu["fcm_standin"] = _cpu_s(standin.pid) - cpu_before["fcm_standin"]
+            backends_after, brokers_after = _server_cpu()
+            for p in processes:  # the PostgreSQL backends serving this service's connections
+                ports = _local_ports(p.process.pid, args.pg_port)
+                cpu[f"postgres_for_{p.service}"] = sum(
+                    backends_after[port] - backends_before.get(port, 0.0)
+                    for port in ports
+                    if port in backends_after
+                )
+            # The broker serves everyone's topics on this machine: an upper bound, not ours.
+            cpu["kafka_broker_shared"] = sum(
+                used - brokers_before.get(pid, 0.0) for pid, used in brokers_after.items()
+            )
     finally:
         for process in reversed(processes):
             process.stop()
@@ -503,6 +556,7 @@ def main() -> None:
         standin.wait()
     latencies = [1000 * (log.arrivals[o] - t) for o, t in committed.items() if o in log.arrivals]
     missing = [o for o in committed if o not in log.arrivals]
+    delivered = [o for o in committed if o in log.arrivals]
     stages = _stages(args.pg_port, committed, log.arrivals)
     result: dict[str, Any] = {
         "bench": "push-latency-order-to-fcm",
@@ -515,6 +569,15 @@ def main() -> None:
         "orders_committed": len(committed),
         "orders_failed": failures,
         "rate_achieved_per_s": round(len(committed) / elapsed, 1),
+        # Notifications received / (last one received - first order committed): below the
+        # committed rate when push (or the relay) fell behind and the run ended in a drain.
+        "rate_delivered_per_s": round(
+            len(latencies)
+            / max(1e-9, max(log.arrivals[o] for o in delivered) - min(committed.values())),
+            1,
+        )
+        if delivered
+        else None,
         "notifications_received": len(latencies),
         "notifications_missing": len(missing),
         "warm_up_orders": len(warm),
@@ -523,6 +586,9 @@ def main() -> None:
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
         "stages": stages,
+        # CPU per order committed, from /proc, during the load and the drain: api (in outbox
+        # mode its relay alone), push, the FCM stand-in, the PostgreSQL backends of api's and
+        # push's connections, and the Kafka broker (shared with whatever else runs).
         "cpu_ms_per_order": {
             name: round(1000 * seconds / max(1, len(committed)), 3) for name, seconds in cpu.items()
         },
