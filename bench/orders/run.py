@@ -119,9 +119,8 @@ def _api_env(
 
 def _listening_sockets(args: argparse.Namespace) -> list[socket.socket]:
     """One listening socket per api process, all on the port (SO_REUSEPORT): the kernel spreads
-    new connections over them by a hash of the connection, as kube-proxy spreads them over the
-    replicas. uvicorn's --workers share one socket instead, and the worker that accepts first
-    takes a burst of connections: 24/8 of wrk's 32 was seen, the busier worker's queue the p99."""
+    new connections over them by a hash of the connection, at random as kube-proxy spreads them
+    over replicas — not evenly (uvicorn's shared socket neither): the split is reported per case."""
     sockets = []
     for _ in range(args.workers):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
