@@ -24,10 +24,8 @@ import os
 import platform
 import re
 import resource
-import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -117,60 +115,26 @@ def _api_env(
     return env
 
 
-def _listening_sockets(args: argparse.Namespace) -> list[socket.socket]:
-    """One listening socket per api process, all on the port (SO_REUSEPORT): the kernel spreads
-    new connections over them by a hash of the connection, at random as kube-proxy spreads them
-    over replicas — not evenly (uvicorn's shared socket neither): the split is reported per case."""
-    sockets = []
-    for _ in range(args.workers):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", args.port))
-        sock.listen(1024)
-        sock.set_inheritable(True)
-        sockets.append(sock)
-    return sockets
-
-
 def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``--workers`` uvicorn processes of one worker each, each on its own listening socket;
-    started by one shell in its own process group (stopping the group stops them all, and
-    their CPU is the group's)."""
-    sockets = _listening_sockets(args)
-    one = [
+    cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+        "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
-    script = (
-        "".join(f"{shlex.join([*one, '--fd', str(sock.fileno())])} & " for sock in sockets)
-        + "trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' TERM INT; wait"
-    )
-    log = API_LOG.open("ab")  # handed to the children
-    proc = subprocess.Popen(
-        ["sh", "-c", script],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        pass_fds=[sock.fileno() for sock in sockets],
-    )
+    log = API_LOG.open("ab")  # handed to the child
+    # Own process group: stopping it stops the workers too, and nothing else.
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
     log.close()
-    for sock in sockets:
-        sock.close()  # the processes hold them now
     deadline = time.monotonic() + 90
-    ready = 0  # in a row: each on a new connection, so each process has answered by then
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"api exited with {proc.returncode}: see {API_LOG}")
         try:
-            ok = httpx.get(f"http://127.0.0.1:{args.port}/readyz", timeout=2).status_code == 200
+            if httpx.get(f"http://127.0.0.1:{args.port}/readyz", timeout=1).status_code == 200:
+                return proc
         except httpx.TransportError:
-            ok = False
-        ready = ready + 1 if ok else 0
-        if ready >= 8 * args.workers:
-            return proc
-        time.sleep(0.3 if not ok else 0.02)
+            pass
+        time.sleep(0.3)
     _stop_api(proc)
     raise SystemExit("api did not become ready in 90 s: is `scripts/infra up` running?")
 
@@ -183,7 +147,7 @@ def _stop_api(proc: subprocess.Popen[bytes]) -> None:
             return
         try:
             proc.wait(timeout=wait)
-            # The processes may outlive the shell by a moment; the group must be empty.
+            # The workers may outlive the master by a moment; the group must be empty.
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
@@ -544,8 +508,7 @@ def _write(args: argparse.Namespace, results: list[dict[str, Any]], extra: dict[
         f"- when: {summary['when']} · machine: {machine}"
         f" · load average before: {extra['load_before']}",
         f"- command: `{summary['command']}` ({extra['wall_s']:.0f} s wall)",
-        f"- api: {args.workers} processes (one uvicorn worker each, SO_REUSEPORT), pool"
-        f" {summary['pool_size']}, tracing sample"
+        f"- api: {args.workers} uvicorn workers, pool {summary['pool_size']}, tracing sample"
         f" {args.trace_ratio}, geofence cache {'on' if args.geofence else 'off'}, fast path batch"
         f" {args.fast_path_batch}; wrk 2 threads,"
         f" {args.connections} connections, {args.duration} s per case",
@@ -590,13 +553,7 @@ def main() -> int:
         help="concurrent HTTP connections (wrk is closed-loop: at 1,000 orders/s, N connections"
         " mean N ms of mean latency, so the p99 goal needs well under 50)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="api processes, one uvicorn worker each on its own socket of the port (SO_REUSEPORT:"
-        " the kernel spreads connections over them, as kube-proxy over replicas)",
-    )
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
         "--pool-size",
         type=int,
@@ -638,7 +595,7 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     try:
         for reservation in args.reservation or ["atomic_update", "select_for_update"]:
-            print(f"{reservation}: starting api ({args.workers} processes)", flush=True)
+            print(f"{reservation}: starting api ({args.workers} workers)", flush=True)
             api = _start_api(args, _api_env(args, reservation, jwks_url, tokens.issuer))
             try:
                 if args.warmup:
