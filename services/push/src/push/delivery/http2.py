@@ -21,10 +21,48 @@ import asyncio
 import ssl
 import struct
 from collections import deque
-from typing import Any, cast
+from typing import cast
 
-import hpack
 import httpx
+
+from servicekit.http2wire import (
+    ACK,
+    CANCEL,
+    CONTINUATION,
+    DATA,
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_WINDOW,
+    ENABLE_PUSH,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADER_TABLE_SIZE,
+    HEADERS,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME_SIZE,
+    MAX_STREAM_ID,
+    NO_ERROR,
+    PING,
+    PREFACE,
+    PROTOCOL_ERROR,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    Http2ConnectionError,
+    RememberingDecoder,
+    StatelessEncoder,
+    code_payload,
+    decode_block,
+    frame,
+    header_fragment,
+    read_frames,
+    settings_pairs,
+    unpad,
+    window_increment,
+)
 
 # Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); httpx adds none but "host"
 # (carried as :authority).
@@ -34,93 +72,9 @@ _WINDOW = 16 * 1024 * 1024  # what we let the server send before it waits for ou
 _RETRIES = 3  # sends of a request the server did not process
 
 
-class _StatelessEncoder(hpack.Encoder):
-    """HPACK that never adds to the dynamic table: each header is a static-table reference or a
-    literal marked never-indexed (RFC 7541 §6.2.3), so a header block depends only on its
-    headers and a repeated list (FCM's requests differ in content-length alone) is encoded once.
-    A few hundred bytes more per request on the wire than indexing would send, for most of
-    HPACK's CPU."""
-
-    _MEMO_SIZE = 512
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._memo: dict[tuple[Any, ...], bytes] = {}
-
-    def encode(self, headers: Any, huffman: bool = False) -> bytes:
-        # Plain literals, no Huffman coding: the server copies them instead of decoding them
-        # bit by bit for every request (a literal is sent each time, not an index).
-        if self.table_size_changes:  # the block must start with a size update: not memoized
-            return super().encode(_never_indexed(headers), huffman=False)
-        key = tuple(headers)
-        block = self._memo.get(key)
-        if block is None:
-            if len(self._memo) >= self._MEMO_SIZE:
-                self._memo.clear()
-            block = self._memo[key] = super().encode(_never_indexed(key), huffman=False)
-        return block
-
-
-def _never_indexed(headers: Any) -> list[hpack.NeverIndexedHeaderTuple]:
-    return [hpack.NeverIndexedHeaderTuple(h[0], h[1]) for h in headers]
-
-
 class _NotProcessed(Exception):
     """The server did not process this stream (GOAWAY above it, or REFUSED_STREAM): safe to
     send again on another connection."""
-
-
-class _RememberingDecoder(hpack.Decoder):
-    """hpack's decoder that remembers header blocks which neither use nor change the dynamic
-    table (static references and non-indexed literals): such a block decodes to the same
-    headers every time, so each distinct one is decoded once. Blocks of a server that indexes
-    take hpack's full path."""
-
-    _MEMO_SIZE = 512
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._memo: dict[bytes, list[tuple[bytes, bytes]]] = {}
-
-    def decode(self, data: bytes, raw: bool = False) -> Any:
-        table = self.header_table
-        if table.dynamic_entries or not raw:
-            return super().decode(data, raw)
-        headers = self._memo.get(data)
-        if headers is None:
-            size = table.maxsize
-            headers = [(bytes(n), bytes(v)) for n, v in super().decode(data, raw=True)]
-            if table.dynamic_entries or table.maxsize != size:
-                return headers  # the block changed the table: not a function of its bytes
-            if len(self._memo) >= self._MEMO_SIZE:
-                self._memo.clear()
-            self._memo[data] = headers
-        return headers
-
-
-# Frame types, flags, settings and error codes (RFC 9113 §6, §7).
-_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
-_PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
-_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-_HEADER_TABLE_SIZE, _ENABLE_PUSH, _MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
-_INITIAL_WINDOW_SIZE, _MAX_FRAME_SIZE = 0x4, 0x5
-_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
-_FRAME_SIZE_ERROR, _REFUSED_STREAM, _CANCEL, _COMPRESSION_ERROR = 0x6, 0x7, 0x8, 0x9
-_FRAME_HEAD = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_FRAME_SIZE = 16_384  # SETTINGS_MAX_FRAME_SIZE: the default, ours
-_MAX_STREAM_ID = 2**31 - 1
-
-
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    size = len(payload)
-    return _FRAME_HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
-
-
-class _ProtocolError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
 
 
 class _Stream:
@@ -146,17 +100,17 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_streams: int) -> None:
         self._loop = loop
-        self._encoder = _StatelessEncoder()
-        self._decoder = _RememberingDecoder()
+        self._encoder = StatelessEncoder()
+        self._decoder = RememberingDecoder()
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, _Stream] = {}
         self._next_stream_id = 1
         self._max_streams = max_streams
         self._server_streams = 100  # until its SETTINGS say otherwise
         self._stream_limit = min(max_streams, self._server_streams)
-        self._server_frame_size = _FRAME_SIZE
-        self._server_window = 65_535  # its SETTINGS_INITIAL_WINDOW_SIZE: a new stream's window
-        self._send_window = 65_535  # the connection's, for our DATA
+        self._server_frame_size = DEFAULT_FRAME_SIZE
+        self._server_window = DEFAULT_WINDOW  # its SETTINGS_INITIAL_WINDOW_SIZE: a new stream's
+        self._send_window = DEFAULT_WINDOW  # the connection's, for our DATA
         self._received = 0  # DATA bytes not yet given back to the server's connection window
         self._buffer = b""
         self._block: tuple[int, int, bytearray] | None = None  # stream, flags, header block
@@ -181,35 +135,25 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        settings = struct.pack(">HLHL", _ENABLE_PUSH, 0, _INITIAL_WINDOW_SIZE, _WINDOW)
-        self._send(_PREFACE)
-        self._send(_frame(_SETTINGS, 0, 0, settings))
-        self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", _WINDOW - 65_535)))
+        settings = struct.pack(">HLHL", ENABLE_PUSH, 0, INITIAL_WINDOW_SIZE, _WINDOW)
+        self._send(PREFACE)
+        self._send(frame(SETTINGS, 0, 0, settings))
+        self._send(frame(WINDOW_UPDATE, 0, 0, code_payload(_WINDOW - DEFAULT_WINDOW)))
         self._flush()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
-        at, end = 0, len(buffer)
         try:
-            while end - at >= 9:
-                high, low, kind, flags, stream_id = _FRAME_HEAD.unpack_from(buffer, at)
-                size = (high << 8) | low
-                if size > _FRAME_SIZE:
-                    raise _ProtocolError(_FRAME_SIZE_ERROR, "a frame above our SETTINGS")
-                if end - at < 9 + size:
-                    break
-                payload = buffer[at + 9 : at + 9 + size]
-                at += 9 + size
-                self._on_frame(kind, flags, stream_id & 0x7FFF_FFFF, payload)
-        except _ProtocolError as exc:
+            used = read_frames(buffer, self._on_frame)
+        except Http2ConnectionError as exc:
             goaway = struct.pack(">LL", 0, exc.code) + str(exc).encode()
-            self._send(_frame(_GOAWAY, 0, 0, goaway))
+            self._send(frame(GOAWAY, 0, 0, goaway))
             self._flush()
             self._fail(httpx.RemoteProtocolError(f"HTTP/2 protocol error from FCM: {exc}"))
             return
-        self._buffer = buffer[at:]
+        self._buffer = buffer[used:]
         if self._received:
-            self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", self._received)))
+            self._send(frame(WINDOW_UPDATE, 0, 0, code_payload(self._received)))
             self._received = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -218,69 +162,64 @@ class _Connection(asyncio.Protocol):
     # -- reading ------------------------------------------------------------------------------
 
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:  # noqa: PLR0912
-        if self._block is not None and kind != _CONTINUATION:
-            raise _ProtocolError(_PROTOCOL_ERROR, "a header block was interrupted")
-        if kind == _DATA:
+        if self._block is not None and kind != CONTINUATION:
+            raise Http2ConnectionError(PROTOCOL_ERROR, "a header block was interrupted")
+        if kind == DATA:
             self._on_data(flags, stream_id, payload)
-        elif kind == _HEADERS:
+        elif kind == HEADERS:
             if not stream_id:
-                raise _ProtocolError(_PROTOCOL_ERROR, "HEADERS on stream 0")
-            block = _unpad(flags, payload)
-            if flags & _PRIORITY_FLAG:
-                block = block[5:]
-            if flags & _END_HEADERS:
+                raise Http2ConnectionError(PROTOCOL_ERROR, "HEADERS on stream 0")
+            block = header_fragment(flags, payload)
+            if flags & END_HEADERS:
                 self._on_header_block(stream_id, flags, block)
             else:
                 self._block = (stream_id, flags, bytearray(block))
-        elif kind == _CONTINUATION:
+        elif kind == CONTINUATION:
             if self._block is None or self._block[0] != stream_id:
-                raise _ProtocolError(_PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
             self._block[2].extend(payload)
-            if flags & _END_HEADERS:
+            if flags & END_HEADERS:
                 block_stream, block_flags, block_bytes = self._block
                 self._block = None
                 self._on_header_block(block_stream, block_flags, bytes(block_bytes))
-        elif kind == _SETTINGS:
+        elif kind == SETTINGS:
             self._on_settings(flags, stream_id, payload)
-        elif kind == _PING:
+        elif kind == PING:
             if stream_id or len(payload) != 8:
-                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed PING")
-            if not flags & _ACK:
-                self._send(_frame(_PING, _ACK, 0, payload))
-        elif kind == _WINDOW_UPDATE:
+                raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed PING")
+            if not flags & ACK:
+                self._send(frame(PING, ACK, 0, payload))
+        elif kind == WINDOW_UPDATE:
             self._on_window_update(stream_id, payload)
-        elif kind == _RST_STREAM:
+        elif kind == RST_STREAM:
             if not stream_id or len(payload) != 4:
-                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed RST_STREAM")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed RST_STREAM")
             self._on_reset(stream_id, struct.unpack(">L", payload)[0])
-        elif kind == _GOAWAY:
+        elif kind == GOAWAY:
             if stream_id or len(payload) < 8:
-                raise _ProtocolError(_PROTOCOL_ERROR, "a malformed GOAWAY")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed GOAWAY")
             last_stream_id, code = struct.unpack_from(">LL", payload)
             self._goaway(last_stream_id & 0x7FFF_FFFF, code)
-        elif kind == _PUSH_PROMISE:
-            raise _ProtocolError(_PROTOCOL_ERROR, "a push we disabled")
+        elif kind == PUSH_PROMISE:
+            raise Http2ConnectionError(PROTOCOL_ERROR, "a push we disabled")
         # PRIORITY and unknown frame types are ignored (RFC 9113 §5.5, §6.3).
 
     def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
         if not stream_id:
-            raise _ProtocolError(_PROTOCOL_ERROR, "DATA on stream 0")
+            raise Http2ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
         self._received += len(payload)
         stream = self._streams.get(stream_id)
         if stream is None:
             return  # a stream we gave up on (cancelled): its window is given back above
-        stream.body += _unpad(flags, payload)
-        if flags & _END_STREAM:
+        stream.body += unpad(flags, payload)
+        if flags & END_STREAM:
             self._finish(stream)
         elif payload:
-            self._send(_frame(_WINDOW_UPDATE, 0, stream_id, struct.pack(">L", len(payload))))
+            self._send(frame(WINDOW_UPDATE, 0, stream_id, code_payload(len(payload))))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        try:
-            # Every block is decoded, even of a stream we gave up on: it may change the table.
-            headers = self._decoder.decode(block, raw=True)
-        except hpack.HPACKError as exc:
-            raise _ProtocolError(_COMPRESSION_ERROR, f"an undecodable header block: {exc}") from exc
+        # Every block is decoded, even of a stream we gave up on: it may change the table.
+        headers = decode_block(self._decoder, block)
         stream = self._streams.get(stream_id)
         if stream is None:
             return
@@ -293,7 +232,7 @@ class _Connection(asyncio.Protocol):
             if stream.status >= 200:
                 stream.headers = [(n, v) for n, v in headers if not n.startswith(b":")]
         # Trailers carry nothing FCM sends; they only end the stream.
-        if flags & _END_STREAM:
+        if flags & END_STREAM:
             self._finish(stream)
 
     def _finish(self, stream: _Stream) -> None:
@@ -304,7 +243,7 @@ class _Connection(asyncio.Protocol):
                 stream.done.set_result(None)
 
     def _reset(self, stream_id: int, stream: _Stream, reason: str) -> None:
-        self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _PROTOCOL_ERROR)))
+        self._send(frame(RST_STREAM, 0, stream_id, code_payload(PROTOCOL_ERROR)))
         if not stream.done.done():
             stream.done.set_exception(httpx.RemoteProtocolError(reason))
 
@@ -312,43 +251,33 @@ class _Connection(asyncio.Protocol):
         stream = self._streams.get(stream_id)
         if stream is None or stream.done.done():
             return
-        if code == _REFUSED_STREAM:
+        if code == REFUSED_STREAM:
             stream.done.set_exception(_NotProcessed())
         else:
             stream.done.set_exception(httpx.RemoteProtocolError(f"FCM reset the stream: {code}"))
 
     def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
-        if stream_id or len(payload) % 6 or (flags & _ACK and payload):
-            raise _ProtocolError(_FRAME_SIZE_ERROR, "a malformed SETTINGS")
-        if flags & _ACK:
+        pairs = settings_pairs(flags, stream_id, payload)
+        if pairs is None:  # the server's ack of ours
             return
-        for at in range(0, len(payload), 6):
-            code, value = struct.unpack_from(">HL", payload, at)
-            if code == _MAX_CONCURRENT_STREAMS:
+        for code, value in pairs:
+            if code == MAX_CONCURRENT_STREAMS:  # the client's own: how many streams it opens
                 self._server_streams = value
                 self._stream_limit = min(self._max_streams, value)
-            elif code == _INITIAL_WINDOW_SIZE:
-                if value > 0x7FFF_FFFF:
-                    raise _ProtocolError(_FLOW_CONTROL_ERROR, "a window above 2^31-1")
+            elif code == INITIAL_WINDOW_SIZE:
                 for stream in self._streams.values():
                     stream.window += value - self._server_window
                 self._server_window = value
-            elif code == _MAX_FRAME_SIZE:
-                if not _FRAME_SIZE <= value <= 0xFF_FFFF:
-                    raise _ProtocolError(_PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
+            elif code == MAX_FRAME_SIZE:
                 self._server_frame_size = value
-            elif code == _HEADER_TABLE_SIZE:
+            elif code == HEADER_TABLE_SIZE:
                 self._encoder.header_table_size = value
-        self._send(_frame(_SETTINGS, _ACK, 0))
+        self._send(frame(SETTINGS, ACK, 0))
         self._wake_window_waiters()
         self._wake_slot_waiters()
 
     def _on_window_update(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise _ProtocolError(_FRAME_SIZE_ERROR, "a malformed WINDOW_UPDATE")
-        increment = struct.unpack(">L", payload)[0] & 0x7FFF_FFFF
-        if not increment and not stream_id:
-            raise _ProtocolError(_PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+        increment = window_increment(stream_id, payload)
         if not stream_id:
             self._send_window += increment
         elif stream_id in self._streams:
@@ -429,8 +358,8 @@ class _Connection(asyncio.Protocol):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         await self._slot()
         stream_id = self._next_stream_id
-        if stream_id > _MAX_STREAM_ID:
-            self._goaway(stream_id, _NO_ERROR)  # ids used up: new requests go elsewhere
+        if stream_id > MAX_STREAM_ID:
+            self._goaway(stream_id, NO_ERROR)  # ids used up: new requests go elsewhere
             raise _NotProcessed
         self._next_stream_id += 2
         stream = _Stream(self._loop.create_future(), self._server_window)
@@ -438,14 +367,14 @@ class _Connection(asyncio.Protocol):
         try:
             block = self._encoder.encode(headers)
             size = self._server_frame_size
-            end_stream = 0 if body else _END_STREAM
+            end_stream = 0 if body else END_STREAM
             if len(block) <= size:
-                self._send(_frame(_HEADERS, end_stream | _END_HEADERS, stream_id, block))
+                self._send(frame(HEADERS, end_stream | END_HEADERS, stream_id, block))
             else:
                 for at in range(0, len(block), size):
-                    last = _END_HEADERS if at + size >= len(block) else 0
-                    kind, flags = (_HEADERS, end_stream) if at == 0 else (_CONTINUATION, 0)
-                    self._send(_frame(kind, flags | last, stream_id, block[at : at + size]))
+                    last = END_HEADERS if at + size >= len(block) else 0
+                    kind, flags = (HEADERS, end_stream) if at == 0 else (CONTINUATION, 0)
+                    self._send(frame(kind, flags | last, stream_id, block[at : at + size]))
             if body:
                 await self._send_body(stream_id, stream, body)
             await stream.done
@@ -454,7 +383,7 @@ class _Connection(asyncio.Protocol):
             del self._streams[stream_id]
             if not stream.done.done() and self._failure is None:
                 # Cancelled (a timeout): tell the server, free the stream.
-                self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _CANCEL)))
+                self._send(frame(RST_STREAM, 0, stream_id, code_payload(CANCEL)))
             self._wake_slot_waiters()
             if self._failure is not None:
                 self._close_when_idle()
@@ -474,22 +403,14 @@ class _Connection(asyncio.Protocol):
             chunk, view = view[:room], view[room:]
             self._send_window -= len(chunk)
             stream.window -= len(chunk)
-            self._send(_frame(_DATA, 0 if view else _END_STREAM, stream_id, bytes(chunk)))
+            self._send(frame(DATA, 0 if view else END_STREAM, stream_id, bytes(chunk)))
 
     def close(self) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        self._send(_frame(_GOAWAY, 0, 0, struct.pack(">LL", 0, _NO_ERROR)))
+        self._send(frame(GOAWAY, 0, 0, struct.pack(">LL", 0, NO_ERROR)))
         self._flush()
         self._transport.close()
-
-
-def _unpad(flags: int, payload: bytes) -> bytes:
-    if not flags & _PADDED:
-        return payload
-    if not payload or payload[0] >= len(payload):
-        raise _ProtocolError(_PROTOCOL_ERROR, "padding longer than the frame")
-    return payload[1 : len(payload) - payload[0]]
 
 
 class Http2Transport(httpx.AsyncBaseTransport):
