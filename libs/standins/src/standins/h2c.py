@@ -26,7 +26,44 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import h11
-import hpack
+
+from servicekit.http2wire import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_WINDOW,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADER_TABLE_SIZE,
+    HEADERS,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME_SIZE,
+    MAX_HEADER_LIST_SIZE,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PROTOCOL_ERROR,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    STREAM_CLOSED,
+    WINDOW_UPDATE,
+    Http2ConnectionError,
+    RememberingDecoder,
+    StatelessEncoder,
+    code_payload,
+    decode_block,
+    frame,
+    header_fragment,
+    read_frames,
+    settings_pairs,
+    unpad,
+    window_increment,
+)
 
 Scope = MutableMapping[str, Any]
 App = Callable[
@@ -34,41 +71,16 @@ App = Callable[
     Awaitable[None],
 ]
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# The names tests and older callers import from here (the wire module is their home now).
+__all__ = ["PREFACE", "RememberingDecoder", "frame", "serve_h2c", "serve_h2c_in_thread"]
+_RememberingDecoder = RememberingDecoder
+_frame = frame
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]
 #: A request handler: method, path (with the query), headers without pseudo-headers, body →
 #: status, headers, body — or an awaitable of that (an answer that must wait).
 Handler = Callable[[str, str, Headers, bytes], Answer | Awaitable[Answer]]
-
-
-class _RememberingDecoder(hpack.Decoder):
-    """hpack's decoder that remembers header blocks which neither use nor change the dynamic
-    table — static references and literals that are not indexed, what push's sender sends: such
-    a block decodes to the same headers every time, so each distinct one is decoded once.
-    Blocks from clients that index (httpx, curl) take hpack's full path, as before."""
-
-    _MEMO_SIZE = 1024
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._memo: dict[tuple[bytes, bool, int, int], list[Any]] = {}
-
-    def decode(self, data: bytes, raw: bool = False) -> Any:
-        table = self.header_table
-        if table.dynamic_entries:
-            return super().decode(data, raw)
-        key = (bytes(data), raw, table.maxsize, self.max_header_list_size)
-        headers = self._memo.get(key)
-        if headers is None:
-            headers = list(super().decode(data, raw))
-            if table.dynamic_entries or (table.maxsize, self.max_header_list_size) != key[2:]:
-                return headers  # the block changed the table: not a pure function of its bytes
-            if len(self._memo) >= self._MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = headers
-        return list(headers)
 
 
 async def _call(
@@ -116,34 +128,12 @@ def _asgi_handler(app: App) -> Handler:
     return handle
 
 
-# Frame types, flags, settings and error codes (RFC 9113 §6, §7).
-_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
-_PUSH_PROMISE, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x5, 0x6, 0x7, 0x8, 0x9
-_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-_HEADER_TABLE_SIZE, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 0x1, 0x3, 0x4
-_MAX_FRAME_SIZE, _MAX_HEADER_LIST_SIZE = 0x5, 0x6
-_NO_ERROR, _PROTOCOL_ERROR, _FLOW_CONTROL_ERROR, _STREAM_CLOSED = 0x0, 0x1, 0x3, 0x5
-_FRAME_SIZE_ERROR, _REFUSED_STREAM, _COMPRESSION_ERROR = 0x6, 0x7, 0x9
-_FRAME_HEAD = struct.Struct(">HBBBL")  # 24-bit length as 16 + 8 bits, type, flags, stream id
 _MAX_STREAMS = 100  # what h2 (and FCM) advertise
-_FRAME_SIZE = 16_384  # the default SETTINGS_MAX_FRAME_SIZE, ours
-_WINDOW = 65_535
 _HEADER_LIST_SIZE = 65_536
 _CONNECTION_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
-
-
-class _ConnectionError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    size = len(payload)
-    return _FRAME_HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
 
 
 def _request_head(headers: Headers) -> tuple[str, str, Headers] | None:
@@ -169,27 +159,6 @@ def _request_head(headers: Headers) -> tuple[str, str, Headers] | None:
         return pseudo[b":method"].decode("ascii"), pseudo[b":path"].decode("ascii"), regular
     except UnicodeDecodeError:
         return None
-
-
-class _StatelessEncoder(hpack.Encoder):
-    """HPACK that never indexes (never-indexed literals, no Huffman), so an answer's header
-    block depends on its headers alone and a repeated one is encoded once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._memo: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
-
-    def encode(self, headers: Any, huffman: bool = False) -> bytes:
-        literal = [hpack.NeverIndexedHeaderTuple(n, v) for n, v in headers]
-        if self.table_size_changes:  # the block must start with a size update: not memoized
-            return super().encode(literal, huffman=False)
-        key = tuple(headers)
-        block = self._memo.get(key)
-        if block is None:
-            if len(self._memo) >= 1024:
-                self._memo.clear()
-            block = self._memo[key] = super().encode(literal, huffman=False)
-        return block
 
 
 class _Stream:
@@ -218,29 +187,29 @@ class _H2Server:
         self._buffer = b""
         self._out: list[bytes] = []
         self._flush_scheduled = False
-        self._decoder = _RememberingDecoder()
+        self._decoder = RememberingDecoder()
         self._decoder.max_header_list_size = _HEADER_LIST_SIZE
-        self._encoder = _StatelessEncoder()
+        self._encoder = StatelessEncoder()
         self._heads: dict[bytes, tuple[str, str, Headers] | None] = {}
         self._streams: dict[int, _Stream] = {}
         self._last_stream = 0
         self._block: tuple[int, int, bytearray] | None = None  # stream, flags, header block
-        self._send_window = _WINDOW  # the connection's, for our DATA
-        self._stream_window = _WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
-        self._max_frame = _FRAME_SIZE  # the client's SETTINGS_MAX_FRAME_SIZE
+        self._send_window = DEFAULT_WINDOW  # the connection's, for our DATA
+        self._stream_window = DEFAULT_WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
+        self._max_frame = DEFAULT_FRAME_SIZE  # the client's SETTINGS_MAX_FRAME_SIZE
         self._unacked = 0  # DATA bytes received and not yet given back by WINDOW_UPDATE
         self._blocked: dict[int, bytes] = {}  # stream → what flow control still holds back
         self.closed = False
         settings = struct.pack(
             ">HLHLHL",
-            _MAX_CONCURRENT_STREAMS,
+            MAX_CONCURRENT_STREAMS,
             _MAX_STREAMS,
-            _MAX_HEADER_LIST_SIZE,
+            MAX_HEADER_LIST_SIZE,
             _HEADER_LIST_SIZE,
-            _INITIAL_WINDOW_SIZE,
-            _WINDOW,
+            INITIAL_WINDOW_SIZE,
+            DEFAULT_WINDOW,
         )
-        self._send(_frame(_SETTINGS, 0, 0, settings))
+        self._send(frame(SETTINGS, 0, 0, settings))
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -259,7 +228,7 @@ class _H2Server:
 
     def _goaway(self, code: int, reason: str) -> None:
         self._send(
-            _frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, code) + reason.encode())
+            frame(GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, code) + reason.encode())
         )
         self._flush()
         self._transport.close()
@@ -271,103 +240,76 @@ class _H2Server:
         if self.closed:
             return
         buffer = self._buffer + data if self._buffer else data
-        at, end = 0, len(buffer)
         try:
-            while end - at >= 9:
-                high, low, kind, flags, stream_id = _FRAME_HEAD.unpack_from(buffer, at)
-                size = (high << 8) | low
-                if size > _FRAME_SIZE:
-                    raise _ConnectionError(
-                        _FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE"
-                    )
-                if end - at < 9 + size:
-                    break
-                payload = buffer[at + 9 : at + 9 + size]
-                at += 9 + size
-                self._on_frame(kind, flags, stream_id & 0x7FFF_FFFF, payload)
-        except _ConnectionError as exc:
+            used = read_frames(buffer, self._on_frame)
+        except Http2ConnectionError as exc:
             self._goaway(exc.code, str(exc))
             return
-        self._buffer = buffer[at:]
+        self._buffer = buffer[used:]
         if self._unacked:
             # Give the client's DATA back to its connection window at once: the body is
             # buffered in full anyway (a stream's own window is returned in _on_data).
-            self._send(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">L", self._unacked)))
+            self._send(frame(WINDOW_UPDATE, 0, 0, code_payload(self._unacked)))
             self._unacked = 0
 
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:  # noqa: PLR0912
-        if self._block is not None and kind != _CONTINUATION:
-            raise _ConnectionError(_PROTOCOL_ERROR, "a header block was interrupted")
-        if kind == _DATA:
+        if self._block is not None and kind != CONTINUATION:
+            raise Http2ConnectionError(PROTOCOL_ERROR, "a header block was interrupted")
+        if kind == DATA:
             self._on_data(flags, stream_id, payload)
-        elif kind == _HEADERS:
+        elif kind == HEADERS:
             self._on_headers(flags, stream_id, payload)
-        elif kind == _CONTINUATION:
+        elif kind == CONTINUATION:
             if self._block is None or self._block[0] != stream_id:
-                raise _ConnectionError(_PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
             self._block[2].extend(payload)
-            if flags & _END_HEADERS:
+            if flags & END_HEADERS:
                 block_stream, block_flags, block = self._block
                 self._block = None
                 self._on_header_block(block_stream, block_flags, bytes(block))
-        elif kind == _SETTINGS:
+        elif kind == SETTINGS:
             self._on_settings(flags, stream_id, payload)
-        elif kind == _PING:
+        elif kind == PING:
             if stream_id or len(payload) != 8:
-                raise _ConnectionError(_PROTOCOL_ERROR, "a malformed PING")
-            if not flags & _ACK:
-                self._send(_frame(_PING, _ACK, 0, payload))
-        elif kind == _WINDOW_UPDATE:
+                raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed PING")
+            if not flags & ACK:
+                self._send(frame(PING, ACK, 0, payload))
+        elif kind == WINDOW_UPDATE:
             self._on_window_update(stream_id, payload)
-        elif kind == _RST_STREAM:
+        elif kind == RST_STREAM:
             if not stream_id or len(payload) != 4:
-                raise _ConnectionError(_PROTOCOL_ERROR, "a malformed RST_STREAM")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed RST_STREAM")
             self._streams.pop(stream_id, None)
             self._blocked.pop(stream_id, None)
-        elif kind == _GOAWAY:
+        elif kind == GOAWAY:
             self._transport.close()
             self.closed = True
-        elif kind == _PUSH_PROMISE:
-            raise _ConnectionError(_PROTOCOL_ERROR, "clients do not push")
-        elif kind == _PRIORITY and (not stream_id or len(payload) != 5):
-            raise _ConnectionError(_PROTOCOL_ERROR, "a malformed PRIORITY")
+        elif kind == PUSH_PROMISE:
+            raise Http2ConnectionError(PROTOCOL_ERROR, "clients do not push")
+        elif kind == PRIORITY and (not stream_id or len(payload) != 5):
+            raise Http2ConnectionError(PROTOCOL_ERROR, "a malformed PRIORITY")
         # Other PRIORITY frames and unknown frame types are ignored (RFC 9113 §5.5).
-
-    @staticmethod
-    def _unpad(flags: int, payload: bytes) -> bytes:
-        if not flags & _PADDED:
-            return payload
-        if not payload or payload[0] >= len(payload):
-            raise _ConnectionError(_PROTOCOL_ERROR, "padding longer than the frame")
-        return payload[1 : len(payload) - payload[0]]
 
     def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if not stream_id:
-            raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS on stream 0")
-        block = self._unpad(flags, payload)
-        if flags & _PRIORITY_FLAG:
-            block = block[5:]
-        if flags & _END_HEADERS:
+            raise Http2ConnectionError(PROTOCOL_ERROR, "HEADERS on stream 0")
+        block = header_fragment(flags, payload)
+        if flags & END_HEADERS:
             self._on_header_block(stream_id, flags, block)
         else:
             self._block = (stream_id, flags, bytearray(block))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        try:
-            # Every block is decoded, even one we refuse: it may change HPACK's table.
-            headers = self._decoder.decode(block, raw=True)
-        except hpack.HPACKError as exc:
-            raise _ConnectionError(
-                _COMPRESSION_ERROR, f"cannot decode a header block: {exc}"
-            ) from exc
+        # Every block is decoded, even one we refuse: it may change HPACK's table.
+        headers = decode_block(self._decoder, block)
         if stream_id in self._streams:  # trailers
             stream = self._streams[stream_id]
-            if stream.ended or not flags & _END_STREAM:
-                raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS on a closed or open stream")
+            if stream.ended or not flags & END_STREAM:
+                raise Http2ConnectionError(PROTOCOL_ERROR, "HEADERS on a closed or open stream")
             self._end(stream_id, stream)
             return
         if stream_id % 2 == 0 or stream_id <= self._last_stream:
-            raise _ConnectionError(_PROTOCOL_ERROR, "a stream id that is not new and odd")
+            raise Http2ConnectionError(PROTOCOL_ERROR, "a stream id that is not new and odd")
         self._last_stream = stream_id
         key = block if not self._decoder.header_table.dynamic_entries else b""
         head = self._heads.get(key) if key else None
@@ -376,64 +318,52 @@ class _H2Server:
             if key and len(self._heads) < 1024:
                 self._heads[key] = head
         if head is None:
-            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _PROTOCOL_ERROR)))
+            self._send(frame(RST_STREAM, 0, stream_id, code_payload(PROTOCOL_ERROR)))
             return
         if len(self._streams) >= _MAX_STREAMS:
-            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _REFUSED_STREAM)))
+            self._send(frame(RST_STREAM, 0, stream_id, code_payload(REFUSED_STREAM)))
             return
         stream = _Stream(*head, window=self._stream_window)
         self._streams[stream_id] = stream
-        if flags & _END_STREAM:
+        if flags & END_STREAM:
             self._end(stream_id, stream)
 
     def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
         if not stream_id:
-            raise _ConnectionError(_PROTOCOL_ERROR, "DATA on stream 0")
+            raise Http2ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
         self._unacked += len(payload)
         stream = self._streams.get(stream_id)
         if stream is None:
             if stream_id > self._last_stream:
-                raise _ConnectionError(_PROTOCOL_ERROR, "DATA on an idle stream")
+                raise Http2ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
             return  # a stream we reset or answered: ignored (RFC 9113 §5.1, closed)
         if stream.ended:
-            self._send(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", _STREAM_CLOSED)))
+            self._send(frame(RST_STREAM, 0, stream_id, code_payload(STREAM_CLOSED)))
             return
-        stream.body += self._unpad(flags, payload)
-        if flags & _END_STREAM:
+        stream.body += unpad(flags, payload)
+        if flags & END_STREAM:
             self._end(stream_id, stream)
         elif payload:
-            self._send(_frame(_WINDOW_UPDATE, 0, stream_id, struct.pack(">L", len(payload))))
+            self._send(frame(WINDOW_UPDATE, 0, stream_id, code_payload(len(payload))))
 
     def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
-        if stream_id or len(payload) % 6 or (flags & _ACK and payload):
-            raise _ConnectionError(_FRAME_SIZE_ERROR, "a malformed SETTINGS")
-        if flags & _ACK:
+        pairs = settings_pairs(flags, stream_id, payload)
+        if pairs is None:  # the client's ack of ours
             return
-        for at in range(0, len(payload), 6):
-            code, value = struct.unpack_from(">HL", payload, at)
-            if code == _INITIAL_WINDOW_SIZE:
-                if value > 0x7FFF_FFFF:
-                    raise _ConnectionError(
-                        _FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large"
-                    )
+        for code, value in pairs:  # a server has no use for the client's MAX_CONCURRENT_STREAMS
+            if code == INITIAL_WINDOW_SIZE:
                 for stream in self._streams.values():
                     stream.window += value - self._stream_window
                 self._stream_window = value
-            elif code == _MAX_FRAME_SIZE:
-                if not _FRAME_SIZE <= value <= 0xFF_FFFF:
-                    raise _ConnectionError(_PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
+            elif code == MAX_FRAME_SIZE:
                 self._max_frame = value
-            elif code == _HEADER_TABLE_SIZE:
+            elif code == HEADER_TABLE_SIZE:
                 self._encoder.header_table_size = value
-        self._send(_frame(_SETTINGS, _ACK, 0))
+        self._send(frame(SETTINGS, ACK, 0))
         self._send_blocked()
 
     def _on_window_update(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise _ConnectionError(_FRAME_SIZE_ERROR, "a malformed WINDOW_UPDATE")
-        increment = struct.unpack(">L", payload)[0] & 0x7FFF_FFFF
-        if not increment and not stream_id:
-            raise _ConnectionError(_PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+        increment = window_increment(stream_id, payload)
         if not stream_id:
             self._send_window += increment
         elif stream_id in self._streams:
@@ -465,12 +395,12 @@ class _H2Server:
         )
         for at in range(0, max(len(block), 1), self._max_frame):
             first, last = at == 0, at + self._max_frame >= len(block)
-            flags = (_END_STREAM if not body else 0) if first else 0
-            kind = _HEADERS if first else _CONTINUATION
+            flags = (END_STREAM if not body else 0) if first else 0
+            kind = HEADERS if first else CONTINUATION
             self._send(
-                _frame(
+                frame(
                     kind,
-                    flags | (_END_HEADERS if last else 0),
+                    flags | (END_HEADERS if last else 0),
                     stream_id,
                     block[at : at + self._max_frame],
                 )
@@ -496,7 +426,7 @@ class _H2Server:
                 chunk, body = body[:room], body[room:]
                 self._send_window -= len(chunk)
                 stream.window -= len(chunk)
-                self._send(_frame(_DATA, 0 if body else _END_STREAM, stream_id, chunk))
+                self._send(frame(DATA, 0 if body else END_STREAM, stream_id, chunk))
             if body:
                 self._blocked[stream_id] = body
             else:
