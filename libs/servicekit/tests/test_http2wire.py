@@ -12,8 +12,10 @@ import pytest
 from servicekit.http2wire import (
     ACK,
     COMPRESSION_ERROR,
+    CONTINUATION,
     DATA,
     ENABLE_PUSH,
+    END_HEADERS,
     END_STREAM,
     FLOW_CONTROL_ERROR,
     FRAME_SIZE_ERROR,
@@ -33,6 +35,7 @@ from servicekit.http2wire import (
     decode_block,
     frame,
     header_fragment,
+    header_frames,
     read_frames,
     settings_pairs,
     unpad,
@@ -56,6 +59,23 @@ def test_frames_round_trip_and_a_partial_frame_is_left_for_later() -> None:
     used = read_frames(wire + partial, lambda *f: seen.append(f))
     assert seen == sent
     assert used == len(wire)
+
+
+def test_a_header_block_above_the_peers_frame_size_goes_on_in_continuation_frames() -> None:
+    seen: list[tuple[int, int, int, bytes]] = []
+    block = bytes(range(256)) * 10  # 2,560 bytes in frames of at most 1,000
+    wire = header_frames(5, block, 1_000, end_stream=True)
+    assert read_frames(wire, lambda *f: seen.append(f)) == len(wire)
+    assert [(kind, flags) for kind, flags, _, _ in seen] == [
+        (HEADERS, END_STREAM),  # END_STREAM belongs to the HEADERS frame (§8.1)
+        (CONTINUATION, 0),
+        (CONTINUATION, END_HEADERS),
+    ]
+    assert {stream_id for _, _, stream_id, _ in seen} == {5}
+    assert b"".join(payload for *_, payload in seen) == block
+    assert header_frames(5, b"", 1_000, end_stream=False) == frame(HEADERS, END_HEADERS, 5)
+    exact = header_frames(5, block[:1_000], 1_000, end_stream=False)
+    assert exact == frame(HEADERS, END_HEADERS, 5, block[:1_000])
 
 
 def test_the_reserved_bit_of_a_stream_id_is_cleared() -> None:

@@ -54,6 +54,20 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     return FRAME_HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
 
 
+def header_frames(stream_id: int, block: bytes, max_size: int, *, end_stream: bool) -> bytes:
+    """A header block as HEADERS and, when it is above the peer's ``max_size``, CONTINUATION
+    frames (§6.10): to be written in one piece, nothing between them."""
+    flags = END_STREAM if end_stream else 0
+    if len(block) <= max_size:
+        return frame(HEADERS, flags | END_HEADERS, stream_id, block)
+    frames = []
+    for at in range(0, len(block), max_size):
+        last = END_HEADERS if at + max_size >= len(block) else 0
+        kind, first_flags = (HEADERS, flags) if at == 0 else (CONTINUATION, 0)
+        frames.append(frame(kind, first_flags | last, stream_id, block[at : at + max_size]))
+    return b"".join(frames)
+
+
 def code_payload(code: int) -> bytes:
     """The payload of RST_STREAM (an error code) or WINDOW_UPDATE (an increment)."""
     return _CODE.pack(code)

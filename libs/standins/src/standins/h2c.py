@@ -59,6 +59,7 @@ from servicekit.http2wire import (
     decode_block,
     frame,
     header_fragment,
+    header_frames,
     read_frames,
     settings_pairs,
     unpad,
@@ -393,18 +394,7 @@ class _H2Server:
                 *[(k, v) for k, v in headers if k != b"connection"],
             ]
         )
-        for at in range(0, max(len(block), 1), self._max_frame):
-            first, last = at == 0, at + self._max_frame >= len(block)
-            flags = (END_STREAM if not body else 0) if first else 0
-            kind = HEADERS if first else CONTINUATION
-            self._send(
-                frame(
-                    kind,
-                    flags | (END_HEADERS if last else 0),
-                    stream_id,
-                    block[at : at + self._max_frame],
-                )
-            )
+        self._send(header_frames(stream_id, block, self._max_frame, end_stream=not body))
         if not body:
             del self._streams[stream_id]
             return

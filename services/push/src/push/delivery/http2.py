@@ -58,6 +58,7 @@ from servicekit.http2wire import (
     decode_block,
     frame,
     header_fragment,
+    header_frames,
     read_frames,
     settings_pairs,
     unpad,
@@ -366,15 +367,9 @@ class _Connection(asyncio.Protocol):
         self._streams[stream_id] = stream
         try:
             block = self._encoder.encode(headers)
-            size = self._server_frame_size
-            end_stream = 0 if body else END_STREAM
-            if len(block) <= size:
-                self._send(frame(HEADERS, end_stream | END_HEADERS, stream_id, block))
-            else:
-                for at in range(0, len(block), size):
-                    last = END_HEADERS if at + size >= len(block) else 0
-                    kind, flags = (HEADERS, end_stream) if at == 0 else (CONTINUATION, 0)
-                    self._send(frame(kind, flags | last, stream_id, block[at : at + size]))
+            self._send(
+                header_frames(stream_id, block, self._server_frame_size, end_stream=not body)
+            )
             if body:
                 await self._send_body(stream_id, stream, body)
             await stream.done
