@@ -78,16 +78,16 @@ async def test_an_unknown_bearer_is_unauthenticated_over_http2(h2c: tuple[FakeFc
 def test_a_block_that_leaves_the_table_alone_decodes_the_same_from_memory() -> None:
     from hpack import Decoder, Encoder, NeverIndexedHeaderTuple  # noqa: PLC0415
 
-    from standins.h2c import _RememberingDecoder  # noqa: PLC0415
+    from servicekit.http2wire import RememberingDecoder  # noqa: PLC0415
 
     headers = [(b":method", b"POST"), (b":path", b"/v1/x"), (b"authorization", b"Bearer t")]
     stateless = Encoder().encode([NeverIndexedHeaderTuple(n, v) for n, v in headers])
-    decoder = _RememberingDecoder()
+    decoder = RememberingDecoder()
     first, again = decoder.decode(stateless, raw=True), decoder.decode(stateless, raw=True)
     assert first == again == Decoder().decode(stateless, raw=True) == headers
     assert len(decoder._memo) == 1
     # A client that indexes (httpx, curl) changes the table: decoded in full every time.
-    encoder, indexing = Encoder(), _RememberingDecoder()
+    encoder, indexing = Encoder(), RememberingDecoder()
     for _ in range(3):
         assert indexing.decode(encoder.encode(headers), raw=True) == headers
     assert indexing._memo == {}
@@ -180,7 +180,7 @@ async def test_h2_refuses_streams_beyond_its_limit_and_serves_the_rest(
 ) -> None:
     from hpack import Encoder  # noqa: PLC0415
 
-    from standins.h2c import PREFACE, _frame  # noqa: PLC0415
+    from servicekit.http2wire import PREFACE, frame  # noqa: PLC0415
 
     fake, base = h2c
     reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
@@ -189,8 +189,8 @@ async def test_h2_refuses_streams_beyond_its_limit_and_serves_the_rest(
         [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/p")]
     )
     # 101 requests left open (no END_STREAM), written before the server's SETTINGS are read.
-    frames = [_frame(0x1, 0x4, 2 * i + 1, block) for i in range(101)]
-    writer.write(PREFACE + _frame(0x4, 0, 0) + b"".join(frames))
+    frames = [frame(0x1, 0x4, 2 * i + 1, block) for i in range(101)]
+    writer.write(PREFACE + frame(0x4, 0, 0) + b"".join(frames))
     await writer.drain()
     received = b""
     try:

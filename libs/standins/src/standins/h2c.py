@@ -73,9 +73,6 @@ App = Callable[
 ]
 
 # The names tests and older callers import from here (the wire module is their home now).
-__all__ = ["PREFACE", "RememberingDecoder", "frame", "serve_h2c", "serve_h2c_in_thread"]
-_RememberingDecoder = RememberingDecoder
-_frame = frame
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]
