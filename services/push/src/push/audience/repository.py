@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from push.audience.models import KnownDeal, StoreFavorite, StoreManager
 from push.db import insert_ignoring_conflicts
@@ -57,24 +58,25 @@ async def known_deals(
 
 async def managers_of(session: AsyncSession, store_ids: Collection[str]) -> dict[str, set[str]]:
     """Each store's managers (stores without any are absent)."""
-    if not store_ids:
-        return {}
-    rows = await session.execute(
-        select(StoreManager.store_id, StoreManager.user_id).where(
-            StoreManager.store_id.in_(list(store_ids))
-        )
-    )
-    return _grouped(rows.all())
+    return await _people_of(session, StoreManager.store_id, StoreManager.user_id, store_ids)
 
 
 async def favoriters_of(session: AsyncSession, store_ids: Collection[str]) -> dict[str, set[str]]:
     """Each store's favoriters (stores without any are absent)."""
+    return await _people_of(session, StoreFavorite.store_id, StoreFavorite.customer_id, store_ids)
+
+
+async def _people_of(
+    session: AsyncSession,
+    store_column: InstrumentedAttribute[str],
+    user_column: InstrumentedAttribute[str],
+    store_ids: Collection[str],
+) -> dict[str, set[str]]:
+    """The users of ``user_column`` per store, for these stores, in one query."""
     if not store_ids:
         return {}
     rows = await session.execute(
-        select(StoreFavorite.store_id, StoreFavorite.customer_id).where(
-            StoreFavorite.store_id.in_(list(store_ids))
-        )
+        select(store_column, user_column).where(store_column.in_(list(store_ids)))
     )
     return _grouped(rows.all())
 
